@@ -1,0 +1,285 @@
+"""Frozen configuration dataclasses, loaded from dicts or YAML with strict keys.
+
+YAML keys equal field names. Unknown keys, wrong types and out-of-range values
+raise :class:`~deeptrack.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from deeptrack.errors import ConfigError
+from deeptrack.types import PoolingMode
+
+#: chi-square 0.95 quantile with 4 degrees of freedom (DeepSORT's gate on xyah).
+CHI2_95_4DOF = 9.4877
+
+
+def _check(cond: bool, key: str, value: Any, expected: str) -> None:
+    if not cond:
+        raise ConfigError(f"config key {key!r} = {value!r} is out of range: expected {expected}")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Settings of :class:`deeptrack.Tracker`; defaults are the DeepSORT paper's.
+
+    Frame-count parameters (``max_age``, ``n_init``) are given for
+    ``reference_fps`` frames per second and scale with the sequence's frame rate.
+
+    Attributes:
+        max_cosine_distance: appearance gate; a track/detection pair whose
+            cosine distance exceeds it is not matched in the cascade.
+        max_iou_distance: IoU stage gate (1 - IoU).
+        max_age: misses after which a confirmed track is deleted.
+        n_init: consecutive hits that confirm a tentative track.
+        nn_budget: gallery size per track (most recent embeddings kept).
+        appearance_memory: ``"gallery"`` (nearest neighbour over the last
+            ``nn_budget`` embeddings, DeepSORT) or ``"ema"`` (one exponential
+            moving average per track, StrongSORT).
+        ema_alpha: EMA momentum: ``new = alpha * old + (1 - alpha) * current``.
+        gating_threshold: squared Mahalanobis gate (chi-square 0.95, 4 dof).
+        motion_weight: lambda in ``lambda * mahalanobis + (1 - lambda) * cosine``
+            (0 in the paper: motion only gates).
+        std_weight_position: position noise as a fraction of the box height.
+        std_weight_velocity: velocity noise as a fraction of the box height.
+        reference_fps: frame rate at which ``max_age``/``n_init`` are given.
+        output_predicted: also output confirmed tracks that were only predicted
+            this frame (their ``det_index`` is -1).
+        pooling: how RoI feature maps passed to ``update`` become vectors.
+        gem_p: GeM exponent (``pooling: gem``).
+        maxpool_kernel: kernel and stride of ``maxpool_flatten``.
+        reduce_dim: optional output dimension of a seeded random projection
+            applied after pooling (flatten modes); ``None`` keeps all dims.
+        reduce_seed: seed of that projection.
+    """
+
+    max_cosine_distance: float = 0.2
+    max_iou_distance: float = 0.7
+    max_age: int = 30
+    n_init: int = 3
+    nn_budget: int = 100
+    appearance_memory: str = "gallery"
+    ema_alpha: float = 0.9
+    gating_threshold: float = CHI2_95_4DOF
+    motion_weight: float = 0.0
+    std_weight_position: float = 1.0 / 20
+    std_weight_velocity: float = 1.0 / 160
+    reference_fps: float = 30.0
+    output_predicted: bool = False
+    pooling: PoolingMode = PoolingMode.AVG
+    gem_p: float = 3.0
+    maxpool_kernel: int = 2
+    reduce_dim: int | None = None
+    reduce_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.max_cosine_distance <= 2.0, "max_cosine_distance",
+               self.max_cosine_distance, "0 < value <= 2")
+        _check(0.0 < self.max_iou_distance <= 1.0, "max_iou_distance",
+               self.max_iou_distance, "0 < value <= 1")
+        _check(self.max_age >= 1, "max_age", self.max_age, "an integer >= 1")
+        _check(self.n_init >= 1, "n_init", self.n_init, "an integer >= 1")
+        _check(self.nn_budget >= 1, "nn_budget", self.nn_budget, "an integer >= 1")
+        _check(self.appearance_memory in ("gallery", "ema"), "appearance_memory",
+               self.appearance_memory, "'gallery' or 'ema'")
+        _check(0.0 <= self.ema_alpha < 1.0, "ema_alpha", self.ema_alpha, "0 <= value < 1")
+        _check(self.gating_threshold > 0, "gating_threshold", self.gating_threshold, "> 0")
+        _check(0.0 <= self.motion_weight <= 1.0, "motion_weight", self.motion_weight,
+               "0 <= value <= 1")
+        _check(self.std_weight_position > 0, "std_weight_position",
+               self.std_weight_position, "> 0")
+        _check(self.std_weight_velocity > 0, "std_weight_velocity",
+               self.std_weight_velocity, "> 0")
+        _check(self.reference_fps > 0, "reference_fps", self.reference_fps, "> 0")
+        try:
+            object.__setattr__(self, "pooling", PoolingMode.parse(self.pooling))
+        except ValueError as e:
+            raise ConfigError(f"config key 'pooling': {e}") from None
+        _check(self.gem_p > 0, "gem_p", self.gem_p, "> 0")
+        _check(self.maxpool_kernel >= 1, "maxpool_kernel", self.maxpool_kernel, "an integer >= 1")
+        _check(self.reduce_dim is None or self.reduce_dim >= 1, "reduce_dim", self.reduce_dim,
+               "null or an integer >= 1")
+
+    def frames(self, value: int, frame_rate: float) -> int:
+        """Scale a frame count given at ``reference_fps`` to ``frame_rate`` (at least 1)."""
+        return max(1, int(round(value * frame_rate / self.reference_fps)))
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    """Settings of RoI feature extraction (see :mod:`deeptrack.appearance`).
+
+    Attributes:
+        backbone: model name, e.g. ``mobilenet_v2``, ``resnet50_c4``,
+            ``resnet101_c4``, ``resnet50``, ``resnet101``, ``fasterrcnn_resnet50_fpn``.
+        weights: a local weights file, a torchvision weights name (downloads;
+            needs the internet), or null for random weights (tests only).
+        layer: which layer the RoIs are pooled from; null = the backbone's default.
+        roi_size: RoIAlign output size (square).
+        image_scale: frames are resized by this factor before the forward.
+        device: ``cpu`` or ``cuda``/``cuda:N``.
+        batch_size: frames per forward.
+        fp16: half precision on CUDA.
+        cache_dir: where RoI feature maps are cached; null disables the cache.
+    """
+
+    backbone: str = "mobilenet_v2"
+    weights: str | None = None
+    layer: str | None = None
+    roi_size: int = 7
+    image_scale: float = 1.0
+    device: str = "cpu"
+    batch_size: int = 4
+    fp16: bool = False
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(bool(self.backbone), "backbone", self.backbone, "a backbone name")
+        _check(self.roi_size >= 1, "roi_size", self.roi_size, "an integer >= 1")
+        _check(0.0 < self.image_scale <= 4.0, "image_scale", self.image_scale, "0 < value <= 4")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check ``value`` against a field's type annotation; convert ints to floats and enums."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {**globals(), **typing.__dict__})  # noqa: S307 - own annotations
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for opt in options:
+            if opt is type(None):
+                continue
+            try:
+                return _coerce(key, value, opt)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"config key {key!r}: bad value {value!r}")
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        if isinstance(value, annotation):
+            return value
+        try:
+            return annotation(str(value).lower())
+        except ValueError:
+            valid = ", ".join(m.value for m in annotation)
+            raise ConfigError(
+                f"config key {key!r} = {value!r} is not valid; expected one of: {valid}"
+            ) from None
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    elif dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if isinstance(value, Mapping):
+            return from_dict(annotation, value, prefix=f"{key}.")
+    else:  # pragma: no cover - every field type is handled above
+        return value
+    name = getattr(annotation, "__name__", str(annotation))
+    raise ConfigError(f"config key {key!r} = {value!r} has the wrong type: expected {name}")
+
+
+def from_dict(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> Any:
+    """Build the frozen config dataclass ``cls`` from a mapping with strict keys.
+
+    Raises:
+        ConfigError: an unknown key (listing the valid ones), a value of the
+            wrong type, or an out-of-range value; the message names the key.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section {prefix.rstrip('.') or cls.__name__!r} must be a "
+                          f"mapping of keys to values, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + str(k) for k in unknown)}; "
+            f"valid keys: {', '.join(prefix + k for k in fields)}"
+        )
+    kwargs = {k: _coerce(prefix + k, v, fields[k].type) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        if prefix and "config key '" in str(e):
+            raise ConfigError(str(e).replace("config key '", f"config key '{prefix}", 1)) from None
+        raise
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Return a plain dict (enums as strings) that ``from_dict`` reads back."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        if dataclasses.is_dataclass(v):
+            v = to_dict(v)
+        elif isinstance(v, enum.Enum):
+            v = v.value
+        out[f.name] = v
+    return out
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run: tracker settings, appearance extraction and detection filtering.
+
+    This is the shape of the YAML files in ``configs/``: top-level sections
+    ``tracker`` and ``appearance`` with field names as keys, plus the
+    detection keys below.
+
+    Attributes:
+        tracker: the :class:`TrackerConfig`.
+        appearance: the :class:`AppearanceConfig`; ignored when
+            ``use_appearance`` is false.
+        use_appearance: false gives the motion-only (SORT-like) tracker.
+        det_file: detection file name inside each sequence's ``det/`` folder.
+        min_confidence: detections scoring below it are dropped (null keeps all).
+    """
+
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    use_appearance: bool = True
+    det_file: str = "det.txt"
+    min_confidence: float | None = None
+
+
+def load_yaml(path: str | Path, cls: type = RunConfig) -> Any:
+    """Read a YAML file into the config dataclass ``cls`` with strict keys.
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML, or has a bad key.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    try:
+        return from_dict(cls, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

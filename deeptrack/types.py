@@ -1,0 +1,167 @@
+"""Small typed containers for the data that flows between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deeptrack.boxes import validate_xyxy
+from deeptrack.errors import InputError
+
+
+class PoolingMode(str, Enum):
+    """How a (C, H, W) RoI feature map becomes one appearance vector.
+
+    Strings appear only at the config/CLI edge; inside, the enum is used.
+    """
+
+    AVG = "avg"
+    MAX = "max"
+    AVGMAX = "avgmax"
+    GEM = "gem"
+    FLATTEN = "flatten"
+    MAXPOOL_FLATTEN = "maxpool_flatten"
+    PYRAMID = "pyramid"
+
+    @classmethod
+    def parse(cls, value: str | PoolingMode) -> PoolingMode:
+        """Return the mode named by ``value``; raise ``ValueError`` listing the valid names."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown pooling mode {value!r}; expected one of: {valid}") from None
+
+
+def _as_2d_float(x: Any, name: str, n: int) -> NDArray[np.float32]:
+    a = np.asarray(x)
+    if a.ndim != 2:
+        raise InputError(f"{name} must have shape (N, D), got shape {a.shape}")
+    if a.shape[0] != n:
+        raise InputError(f"{name} has {a.shape[0]} rows but there are {n} boxes")
+    if not np.issubdtype(a.dtype, np.number):
+        raise InputError(f"{name} must be numeric, got dtype {a.dtype}")
+    a = a.astype(np.float32, copy=False)
+    if n and not np.isfinite(a).all():
+        i = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
+        raise InputError(f"{name}[{i}] contains NaN or inf")
+    return a
+
+
+@dataclass(frozen=True)
+class Detections:
+    """One frame's detections, validated once on construction.
+
+    Attributes:
+        boxes: (N, 4) float64 xyxy pixels, 0-based.
+        scores: (N,) float64 confidences.
+        embeddings: optional (N, D) float32 appearance vectors.
+        roi_features: optional (N, C, H, W) RoI feature maps (pooled by the tracker).
+        class_ids: optional (N,) int64 class labels.
+    """
+
+    boxes: NDArray[np.float64]
+    scores: NDArray[np.float64]
+    embeddings: NDArray[np.float32] | None = None
+    roi_features: NDArray[np.float32] | None = None
+    class_ids: NDArray[np.int64] | None = None
+
+    def __post_init__(self) -> None:
+        boxes = validate_xyxy(self.boxes)
+        n = len(boxes)
+        scores = np.asarray(self.scores, dtype=np.float64)
+        if scores.ndim == 0 or scores.shape != (n,):
+            raise InputError(f"scores must have shape ({n},) to match boxes, got {scores.shape}")
+        if not np.isfinite(scores).all():
+            i = int(np.flatnonzero(~np.isfinite(scores))[0])
+            raise InputError(f"scores[{i}] is NaN or inf")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "scores", scores)
+        if self.embeddings is not None:
+            object.__setattr__(self, "embeddings", _as_2d_float(self.embeddings, "embeddings", n))
+        if self.roi_features is not None:
+            f = np.asarray(self.roi_features)
+            if f.ndim != 4 or f.shape[0] != n:
+                raise InputError(
+                    f"roi_features must have shape ({n}, C, H, W) to match boxes, got {f.shape}"
+                )
+            f = f.astype(np.float32, copy=False)
+            if n and not np.isfinite(f).all():
+                raise InputError("roi_features contains NaN or inf")
+            object.__setattr__(self, "roi_features", f)
+        if self.class_ids is not None:
+            c = np.asarray(self.class_ids)
+            if c.shape != (n,):
+                raise InputError(f"class_ids must have shape ({n},), got {c.shape}")
+            object.__setattr__(self, "class_ids", c.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        """Return a frame with no detections."""
+        return cls(np.zeros((0, 4)), np.zeros(0))
+
+    def subset(self, keep: NDArray[np.bool_] | NDArray[np.int64]) -> Detections:
+        """Return the detections selected by a boolean mask or index array."""
+        return Detections(
+            self.boxes[keep],
+            self.scores[keep],
+            None if self.embeddings is None else self.embeddings[keep],
+            None if self.roi_features is None else self.roi_features[keep],
+            None if self.class_ids is None else self.class_ids[keep],
+        )
+
+
+@dataclass(frozen=True)
+class TrackOutput:
+    """The tracker's answer for one frame.
+
+    Attributes:
+        track_ids: (M,) int64 visible track ids (1, 2, 3 ...).
+        boxes: (M, 4) float64 xyxy; the matched detection's box, or the
+            Kalman prediction for a track that was only predicted.
+        scores: (M,) float64 matched detection's score (the last matched
+            score for a predicted track).
+        det_index: (M,) int64 row of the input detection each track was
+            matched to this frame, -1 when only predicted.
+    """
+
+    track_ids: NDArray[np.int64]
+    boxes: NDArray[np.float64]
+    scores: NDArray[np.float64]
+    det_index: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    @classmethod
+    def empty(cls) -> TrackOutput:
+        """Return an output with no tracks."""
+        return cls(
+            np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64)
+        )
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Result of one assignment between T tracks and N detections.
+
+    Attributes:
+        pairs: (K, 2) int64 rows of (track index, detection index).
+        unmatched_tracks: (T - K,) int64 track indices.
+        unmatched_detections: (N - K,) int64 detection indices.
+    """
+
+    pairs: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    unmatched_tracks: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    unmatched_detections: NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(0, np.int64)
+    )
