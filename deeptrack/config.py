@@ -45,8 +45,9 @@ class TrackerConfig:
             moving average per track, StrongSORT).
         ema_alpha: EMA momentum: ``new = alpha * old + (1 - alpha) * current``.
         gating_threshold: squared Mahalanobis gate (chi-square 0.95, 4 dof).
-        motion_weight: lambda in ``lambda * mahalanobis + (1 - lambda) * cosine``
-            (0 in the paper: motion only gates).
+        kalman: ``"batched"`` (vectorised over tracks, the fast path) or
+            ``"filterpy"`` (filterpy's KalmanFilter track by track; the
+            reference the batched engine is tested against).
         std_weight_position: position noise as a fraction of the box height.
         std_weight_velocity: velocity noise as a fraction of the box height.
         reference_fps: frame rate at which ``max_age``/``n_init`` are given.
@@ -68,7 +69,7 @@ class TrackerConfig:
     appearance_memory: str = "gallery"
     ema_alpha: float = 0.9
     gating_threshold: float = CHI2_95_4DOF
-    motion_weight: float = 0.0
+    kalman: str = "batched"
     std_weight_position: float = 1.0 / 20
     std_weight_velocity: float = 1.0 / 160
     reference_fps: float = 30.0
@@ -91,8 +92,8 @@ class TrackerConfig:
                self.appearance_memory, "'gallery' or 'ema'")
         _check(0.0 <= self.ema_alpha < 1.0, "ema_alpha", self.ema_alpha, "0 <= value < 1")
         _check(self.gating_threshold > 0, "gating_threshold", self.gating_threshold, "> 0")
-        _check(0.0 <= self.motion_weight <= 1.0, "motion_weight", self.motion_weight,
-               "0 <= value <= 1")
+        _check(self.kalman in ("batched", "filterpy"), "kalman", self.kalman,
+               "'batched' or 'filterpy'")
         _check(self.std_weight_position > 0, "std_weight_position",
                self.std_weight_position, "> 0")
         _check(self.std_weight_velocity > 0, "std_weight_velocity",

@@ -1,1 +1,353 @@
-class Tracker: ...
+"""The DeepSORT-style tracker: predict -> associate -> update -> lifecycle.
+
+Written from Wojke, Bewley & Paulus, "Simple Online and Realtime Tracking
+with a Deep Association Metric" (ICIP 2017), with the SORT-like motion-only
+mode of Bewley et al. 2016 when no appearance is given, and the EMA
+appearance memory of StrongSORT (Du et al. 2023) as an option.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from deeptrack.association.assign import solve
+from deeptrack.association.cascade import matching_cascade
+from deeptrack.association.costs import GATED, iou_cost, l2_normalize
+from deeptrack.association.gallery import Gallery
+from deeptrack.boxes import xyah_to_xyxy, xyxy_to_xyah
+from deeptrack.config import TrackerConfig
+from deeptrack.errors import InputError
+from deeptrack.motion.gating import mahalanobis_sq
+from deeptrack.motion.kalman import BatchedKalman, FilterpyKalman
+from deeptrack.tracking.track import Track, TrackState, TrackTable
+from deeptrack.types import Detections, TrackOutput
+
+logger = logging.getLogger(__name__)
+
+_CONFIRMED = int(TrackState.CONFIRMED)
+_TENTATIVE = int(TrackState.TENTATIVE)
+
+
+class Embedder(Protocol):
+    """What the tracker needs from an object that computes appearance from an image."""
+
+    def roi_features(self, image: NDArray[np.uint8], boxes: NDArray[np.float64]) -> NDArray:
+        """Return (N, C, H, W) RoI feature maps for (N, 4) xyxy boxes in an HxWx3 RGB image."""
+        ...
+
+
+class Tracker:
+    """Multi-object tracker with Kalman motion, Mahalanobis gating and appearance.
+
+    Call :meth:`update` once for every frame of a sequence, in order, also
+    for frames without detections, and :meth:`reset` before the next
+    sequence. Appearance comes, per frame, as embeddings, as RoI feature
+    maps (pooled by ``config.pooling``), or as an image together with an
+    embedder; with none of them the tracker runs motion + IoU only.
+
+    Args:
+        config: settings; the DeepSORT paper's defaults when omitted.
+        frame_rate: frames per second of the sequence; ``max_age`` and
+            ``n_init`` are given for ``config.reference_fps`` and scale with it.
+        embedder: default embedder used when :meth:`update` gets an image.
+
+    Example:
+        >>> tracker = Tracker(TrackerConfig(), frame_rate=30)
+        >>> for boxes, scores, embeddings in frames:  # doctest: +SKIP
+        ...     out = tracker.update(boxes, scores, embeddings)
+        ...     print(out.track_ids, out.boxes)
+    """
+
+    def __init__(
+        self,
+        config: TrackerConfig | None = None,
+        *,
+        frame_rate: float = 30.0,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.config = TrackerConfig() if config is None else config
+        if not isinstance(self.config, TrackerConfig):
+            raise TypeError(f"config must be a TrackerConfig, got {type(self.config).__name__}")
+        engine = FilterpyKalman if self.config.kalman == "filterpy" else BatchedKalman
+        self._kf = engine(self.config.std_weight_position, self.config.std_weight_velocity)
+        self.embedder = embedder
+        self.reset(frame_rate)
+
+    # ------------------------------------------------------------------ state
+
+    def reset(self, frame_rate: float | None = None) -> None:
+        """Forget every track and start a new sequence (ids restart at 1)."""
+        if frame_rate is not None:
+            if not (isinstance(frame_rate, (int, float)) and math.isfinite(frame_rate)
+                    and frame_rate > 0):
+                raise ValueError(f"frame_rate must be a positive number, got {frame_rate!r}")
+            self.frame_rate = float(frame_rate)
+        self.max_age = self.config.frames(self.config.max_age, self.frame_rate)
+        self.n_init = self.config.frames(self.config.n_init, self.frame_rate)
+        self._tracks = TrackTable()
+        self._gallery = Gallery(
+            self.config.nn_budget, self.config.appearance_memory, self.config.ema_alpha
+        )
+        self._next_id = 1
+        self._frame = 0
+        self._uses_appearance: bool | None = None
+        self._projection: Any = None
+
+    @property
+    def frame_count(self) -> int:
+        """Frames passed to :meth:`update` since the last reset."""
+        return self._frame
+
+    @property
+    def tracks(self) -> list[Track]:
+        """Snapshots of the live tracks (tentative ones included), in creation order."""
+        t = self._tracks
+        boxes = xyah_to_xyxy(t.mean[:, :4])
+        return [
+            Track(int(t.track_id[i]), TrackState(int(t.state[i])), boxes[i], int(t.hits[i]),
+                  int(t.age[i]), int(t.frames_since_update[i]), float(t.score[i]))
+            for i in range(len(t))
+        ]
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held by the track table and the appearance memory."""
+        return self._tracks.nbytes + self._gallery.nbytes
+
+    @property
+    def gallery_bytes(self) -> int:
+        """Bytes held by the appearance memory alone."""
+        return self._gallery.nbytes
+
+    # ------------------------------------------------------------------ input
+
+    def update(
+        self,
+        boxes: ArrayLike,
+        scores: ArrayLike,
+        embeddings: ArrayLike | None = None,
+        *,
+        roi_features: ArrayLike | None = None,
+        image: NDArray[np.uint8] | None = None,
+        embedder: Embedder | None = None,
+    ) -> TrackOutput:
+        """Advance one frame.
+
+        Args:
+            boxes: (N, 4) detections, xyxy pixels, 0-based; N may be 0.
+            scores: (N,) detection confidences.
+            embeddings: optional (N, D) appearance vectors (normalised here).
+            roi_features: optional (N, C, H, W) RoI feature maps, pooled by
+                ``config.pooling`` (then projected if ``config.reduce_dim``).
+            image: optional HxWx3 uint8 RGB frame; its RoI features are
+                computed by ``embedder`` (or the tracker's default embedder).
+            embedder: object with ``roi_features(image, boxes)``.
+
+        Returns:
+            The confirmed tracks updated this frame (plus those only
+            predicted, when ``config.output_predicted``), sorted by id.
+
+        Raises:
+            InputError: malformed or inconsistent input (NaN/inf, non-positive
+                width/height, length mismatch, an embedding dimension that
+                changed within the sequence, appearance given on some frames
+                but not others). The tracker's state is then exactly as it was.
+        """
+        dets, features = self._prepare(boxes, scores, embeddings, roi_features, image, embedder)
+        return self._step(dets, features)
+
+    def _prepare(self, boxes, scores, embeddings, roi_features, image, embedder):
+        """Validate and embed one frame's input without touching the tracker's state."""
+        given = [name for name, v in (("embeddings", embeddings), ("roi_features", roi_features),
+                                      ("image", image)) if v is not None]
+        if len(given) > 1:
+            raise InputError(f"pass only one of embeddings, roi_features or image; got {given}")
+        dets = Detections(boxes, scores, embeddings=embeddings, roi_features=roi_features)
+        n = len(dets)
+        features = None
+        if dets.embeddings is not None:
+            features = self._normalize(dets.embeddings, "embeddings")
+        elif dets.roi_features is not None:
+            features = self._pool(dets.roi_features)
+        elif image is not None:
+            embedder = embedder if embedder is not None else self.embedder
+            if embedder is None:
+                raise InputError("an image was given but no embedder: pass embedder=... to "
+                                 "update() or to Tracker(...)")
+            img = np.asarray(image)
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise InputError(f"image must be an HxWx3 uint8 RGB array, got shape "
+                                 f"{img.shape} dtype {img.dtype}")
+            maps = embedder.roi_features(img, dets.boxes)
+            features = self._pool(Detections(dets.boxes, dets.scores, roi_features=maps)
+                                  .roi_features)
+        if n == 0:
+            return dets, None
+        has = features is not None
+        if self._uses_appearance is not None and has != self._uses_appearance:
+            raise InputError(
+                "appearance was given on earlier frames of this sequence but not on this one"
+                if self._uses_appearance else
+                "appearance is given on this frame but was missing on earlier frames; "
+                "call reset() to start a new sequence"
+            )
+        if has and self._gallery.dim is not None and features.shape[1] != self._gallery.dim:
+            raise InputError(
+                f"embedding dimension changed within the sequence: {features.shape[1]} now, "
+                f"{self._gallery.dim} before; call reset() to start a new sequence"
+            )
+        return dets, features
+
+    def _normalize(self, x: NDArray, name: str) -> NDArray[np.float32]:
+        try:
+            return l2_normalize(x, name)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+
+    def _pool(self, maps: NDArray[np.float32]) -> NDArray[np.float32]:
+        from deeptrack.appearance.pooling import RandomProjection, pool
+
+        cfg = self.config
+        if len(maps) == 0:
+            return np.zeros((0, 1), np.float32)
+        try:
+            vectors = pool(maps, cfg.pooling, p=cfg.gem_p, kernel=cfg.maxpool_kernel)
+        except ValueError as e:
+            raise InputError(f"roi_features: {e}") from None
+        if cfg.reduce_dim is not None:
+            d = vectors.shape[1]
+            proj = self._projection
+            if proj is None or proj.in_dim != d:
+                proj = RandomProjection(d, cfg.reduce_dim, cfg.reduce_seed)
+            vectors = proj(vectors)
+            self._projection = proj  # a pure function of (d, reduce_dim, seed)
+        return self._normalize(vectors, "pooled roi_features")
+
+    # ------------------------------------------------------------------ step
+
+    def _step(self, dets: Detections, features: NDArray[np.float32] | None) -> TrackOutput:
+        cfg = self.config
+        t = self._tracks
+        self._frame += 1
+        if len(dets) and self._uses_appearance is None:
+            self._uses_appearance = features is not None
+
+        if len(t):
+            t.mean, t.cov = self._kf.predict(t.mean, t.cov)
+            t.age += 1
+            t.frames_since_update += 1
+        t.det_index[:] = -1
+
+        det_xyah = xyxy_to_xyah(dets.boxes)
+        pairs, unmatched_tracks, unmatched_dets = self._associate(dets, det_xyah, features)
+
+        # Update matched tracks.
+        if len(pairs):
+            ti, di = pairs[:, 0], pairs[:, 1]
+            t.mean[ti], t.cov[ti] = self._kf.update(t.mean[ti], t.cov[ti], det_xyah[di])
+            t.hits[ti] += 1
+            t.frames_since_update[ti] = 0
+            t.score[ti] = dets.scores[di]
+            t.det_index[ti] = di
+            if features is not None:
+                self._gallery.add(t.slot[ti], features[di])
+
+        # Lifecycle of the unmatched: a tentative track dies at its first miss.
+        delete = np.zeros(len(t), bool)
+        if len(unmatched_tracks):
+            um = unmatched_tracks
+            delete[um] = (t.state[um] == _TENTATIVE) | (t.frames_since_update[um] > self.max_age)
+
+        # New tentative tracks from unmatched detections.
+        if len(unmatched_dets):
+            k = len(unmatched_dets)
+            mean, cov = self._kf.initiate(det_xyah[unmatched_dets])
+            slots = (self._gallery.allocate(k, features.shape[1]) if features is not None
+                     else np.full(k, -1, np.int64))
+            if features is not None:
+                self._gallery.add(slots, features[unmatched_dets])
+            t.append(
+                mean=mean, cov=cov, state=np.full(k, _TENTATIVE), track_id=np.zeros(k),
+                hits=np.ones(k), age=np.ones(k), frames_since_update=np.zeros(k),
+                score=dets.scores[unmatched_dets], slot=slots, det_index=unmatched_dets,
+            )
+            delete = np.concatenate([delete, np.zeros(k, bool)])
+
+        # Confirmation after n_init consecutive hits; ids are given only now, in creation order.
+        confirm = (t.state == _TENTATIVE) & (t.hits >= self.n_init) & ~delete
+        if confirm.any():
+            rows = np.flatnonzero(confirm)
+            t.state[rows] = _CONFIRMED
+            t.track_id[rows] = np.arange(self._next_id, self._next_id + len(rows))
+            self._next_id += len(rows)
+
+        if delete.any():
+            freed = t.slot[delete]
+            self._gallery.release(freed[freed >= 0])
+            t.keep(~delete)
+
+        return self._output()
+
+    def _associate(self, dets: Detections, det_xyah: NDArray, features: NDArray | None):
+        """Return (pairs (K, 2) of (track row, det index), unmatched track rows, unmatched dets)."""
+        cfg = self.config
+        t = self._tracks
+        n = len(dets)
+        all_dets = np.arange(n)
+        if len(t) == 0 or n == 0:
+            return np.zeros((0, 2), np.int64), np.arange(len(t)), all_dets
+
+        pred_boxes = xyah_to_xyxy(t.mean[:, :4])
+        confirmed = np.flatnonzero(t.state == _CONFIRMED)
+        tentative = np.flatnonzero(t.state == _TENTATIVE)
+
+        # Stage 1: matching cascade over confirmed tracks, motion-gated.
+        if len(confirmed):
+            proj_mean, proj_cov = self._kf.project(t.mean[confirmed], t.cov[confirmed])
+            admissible = mahalanobis_sq(proj_mean, proj_cov, det_xyah) <= cfg.gating_threshold
+            if features is not None:
+                cost = self._gallery.cost(t.slot[confirmed], features, admissible)
+                max_cost = cfg.max_cosine_distance
+            else:  # motion only: IoU takes the place of appearance in the cascade
+                cost = np.where(admissible, iou_cost(pred_boxes[confirmed], dets.boxes), GATED)
+                max_cost = cfg.max_iou_distance
+            first = matching_cascade(
+                cost, t.frames_since_update[confirmed], max_cost, confirmed
+            )
+            pairs1, missed, left = first.pairs, first.unmatched_tracks, first.unmatched_detections
+        else:
+            pairs1, missed, left = np.zeros((0, 2), np.int64), confirmed, all_dets
+
+        # Stage 2: IoU between the leftover detections and tentative tracks plus
+        # confirmed tracks that were seen on the previous frame.
+        recent = missed[t.frames_since_update[missed] == 1]
+        stale = missed[t.frames_since_update[missed] != 1]
+        candidates = np.concatenate([tentative, recent])
+        second = solve(
+            iou_cost(pred_boxes[candidates], dets.boxes[left]),
+            cfg.max_iou_distance, candidates, left,
+        )
+        pairs = np.concatenate([pairs1, second.pairs])
+        unmatched_tracks = np.concatenate([stale, second.unmatched_tracks])
+        return pairs, unmatched_tracks, second.unmatched_detections
+
+    def _output(self) -> TrackOutput:
+        t = self._tracks
+        show = t.state == _CONFIRMED
+        if not self.config.output_predicted:
+            show &= t.frames_since_update == 0
+        rows = np.flatnonzero(show)
+        if len(rows) == 0:
+            return TrackOutput.empty()
+        rows = rows[np.argsort(t.track_id[rows], kind="stable")]
+        return TrackOutput(
+            t.track_id[rows].copy(),
+            xyah_to_xyxy(t.mean[rows, :4]),
+            t.score[rows].copy(),
+            t.det_index[rows].copy(),
+        )

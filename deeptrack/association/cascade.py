@@ -1,0 +1,51 @@
+"""DeepSORT's association: the matching cascade, then an IoU stage (Wojke et al. 2017, sec. 2.3)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deeptrack.association.assign import solve
+from deeptrack.types import Matches
+
+
+def matching_cascade(
+    cost: NDArray[np.float64],
+    frames_since_update: NDArray[np.int64],
+    max_cost: float,
+    track_idx: NDArray[np.int64] | None = None,
+) -> Matches:
+    """Match tracks to detections in order of recency.
+
+    Tracks seen most recently choose first: the tracks with the smallest
+    ``frames_since_update`` are assigned among all detections, the next
+    group among the detections left, and so on. This stops a track that has
+    been lost for long (its covariance, hence its gate, has grown) from
+    taking a detection from a track seen one frame ago.
+
+    Args:
+        cost: (T, N) gated costs.
+        frames_since_update: (T,) misses of each track (after this frame's predict).
+        max_cost: pairs above it are not matched.
+        track_idx: (T,) labels of the rows (default ``arange(T)``).
+
+    Returns:
+        Matches with detections labelled ``0..N-1`` and tracks by ``track_idx``.
+    """
+    t, n = cost.shape
+    track_idx = np.arange(t) if track_idx is None else np.asarray(track_idx, np.int64)
+    pairs = []
+    unmatched_dets = np.arange(n)
+    matched_rows = np.zeros(t, bool)
+    for level in np.unique(frames_since_update):
+        if len(unmatched_dets) == 0:
+            break
+        rows = np.flatnonzero(frames_since_update == level)
+        m = solve(cost[np.ix_(rows, unmatched_dets)], max_cost, rows, unmatched_dets)
+        if len(m.pairs):
+            pairs.append(m.pairs)
+            matched_rows[m.pairs[:, 0]] = True
+        unmatched_dets = m.unmatched_detections
+    pairs_arr = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+    pairs_arr[:, 0] = track_idx[pairs_arr[:, 0]]
+    return Matches(pairs_arr, track_idx[~matched_rows], unmatched_dets)

@@ -1,0 +1,36 @@
+"""Cost matrices between T tracks (rows) and N detections (columns); lower is better."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deeptrack.boxes import iou_matrix
+
+#: Cost of an inadmissible pair. Finite, because scipy's linear_sum_assignment
+#: refuses rows that are all ``inf``, and far above any real cost.
+GATED = 1e5
+
+
+def iou_cost(track_boxes: NDArray[np.float64], det_boxes: NDArray[np.float64]) -> NDArray:
+    """Return (T, N) ``1 - IoU`` between xyxy track and detection boxes."""
+    return 1.0 - iou_matrix(track_boxes, det_boxes)
+
+
+def cosine_cost(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Return (T, N) cosine distance ``1 - a.b`` between rows of unit vectors (T, D) and (N, D)."""
+    return 1.0 - a @ b.T
+
+
+def l2_normalize(x: NDArray, name: str = "embeddings") -> NDArray[np.float32]:
+    """Return the rows of (N, D) ``x`` scaled to unit length, as float32.
+
+    Raises:
+        ValueError: a row has zero length, so it has no direction to compare.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.sqrt(np.einsum("nd,nd->n", x, x))
+    if (norms == 0).any():
+        i = int(np.flatnonzero(norms == 0)[0])
+        raise ValueError(f"{name}[{i}] is the zero vector; it has no direction to compare")
+    return x / norms[:, None]
