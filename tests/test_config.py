@@ -1,0 +1,68 @@
+"""Strict configuration: defaults, unknown keys, ranges, YAML round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from deeptrack.config import AppearanceConfig, RunConfig, TrackerConfig, from_dict, load_yaml, to_dict
+from deeptrack.errors import ConfigError
+from deeptrack.types import PoolingMode
+
+
+def test_defaults_are_the_papers():
+    c = TrackerConfig()
+    assert (c.max_cosine_distance, c.max_iou_distance, c.max_age, c.n_init, c.nn_budget) == (
+        0.2, 0.7, 30, 3, 100)
+    assert c.gating_threshold == pytest.approx(9.4877)
+    assert c.pooling is PoolingMode.AVG
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"tracker": {"max_agee": 3}}, "tracker.max_agee"),
+    ({"trackers": {}}, "trackers"),
+    ({"tracker": {"max_age": 0}}, "tracker.max_age"),
+    ({"tracker": {"max_cosine_distance": -0.1}}, "tracker.max_cosine_distance"),
+    ({"tracker": {"max_iou_distance": 1.5}}, "tracker.max_iou_distance"),
+    ({"tracker": {"n_init": 2.5}}, "tracker.n_init"),
+    ({"tracker": {"pooling": "median"}}, "tracker.pooling"),
+    ({"tracker": {"appearance_memory": "lstm"}}, "tracker.appearance_memory"),
+    ({"tracker": {"output_predicted": "yes"}}, "tracker.output_predicted"),
+    ({"appearance": {"roi_size": 0}}, "appearance.roi_size"),
+    ({"appearance": {"image_scale": 0}}, "appearance.image_scale"),
+    ({"min_confidence": "high"}, "min_confidence"),
+])
+def test_bad_keys_and_values_name_the_key(data, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        from_dict(RunConfig, data)
+
+
+def test_round_trip_and_enum_at_the_edge():
+    c = from_dict(RunConfig, {"tracker": {"pooling": "GeM", "gem_p": 6, "max_age": 10},
+                              "appearance": {"backbone": "resnet50_c4"}})
+    assert c.tracker.pooling is PoolingMode.GEM and c.tracker.gem_p == 6.0
+    d = to_dict(c)
+    assert d["tracker"]["pooling"] == "gem"
+    assert from_dict(RunConfig, d) == c
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("tracker:\n  max_age: 5\n")
+    assert load_yaml(p).tracker.max_age == 5
+    p.write_text("tracker: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(p)
+    p.write_text("tracker:\n  nope: 1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml.*tracker\.nope"):
+        load_yaml(p)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_yaml(tmp_path / "missing.yaml")
+
+
+def test_frames_scaling():
+    c = TrackerConfig()
+    assert c.frames(30, 30) == 30 and c.frames(30, 10) == 10 and c.frames(3, 5) == 1
+
+
+def test_appearance_config_defaults():
+    assert AppearanceConfig().roi_size == 7

@@ -1,0 +1,272 @@
+"""The Tracker's contract: lifecycle, association, bad input, determinism, memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deeptrack import Tracker, TrackerConfig
+from deeptrack.errors import InputError
+from deeptrack.synthetic import make_crossing_scene, make_scene
+from deeptrack.tracking.track import TrackState
+
+
+def box(x, y=100.0, w=40.0, h=100.0):
+    return [x, y, x + w, y + h]
+
+
+def frame(*xs):
+    return np.array([box(x) for x in xs], float).reshape(-1, 4), np.ones(len(xs))
+
+
+def snapshot(tr: Tracker):
+    """Everything a failed update must leave as it was."""
+    t = tr._tracks
+    g = tr._gallery
+    cols = {k: v.copy() for k, v in vars(t).items()}
+    return (cols, g._store.copy(), g._count.copy(), g._pos.copy(), list(g._free), g.dim,
+            tr._next_id, tr._frame, tr._uses_appearance)
+
+
+def assert_same_state(a, b):
+    cols_a, *rest_a = a
+    cols_b, *rest_b = b
+    assert cols_a.keys() == cols_b.keys()
+    for k in cols_a:
+        np.testing.assert_array_equal(cols_a[k], cols_b[k], err_msg=k)
+    for x, y in zip(rest_a, rest_b):
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y)
+        else:
+            assert x == y
+
+
+# ---------------------------------------------------------------- lifecycle
+
+def test_confirmed_after_n_init_hits_and_ids_start_at_one():
+    tr = Tracker(TrackerConfig(n_init=3))
+    # frame 1: tentative (1 hit); frame 2: 2 hits; frame 3: confirmed -> id 1 output.
+    for f in range(2):
+        out = tr.update(*frame(100 + 5 * f))
+        assert len(out) == 0
+        assert tr.tracks[0].state == TrackState.TENTATIVE
+        assert tr.tracks[0].track_id == 0
+    out = tr.update(*frame(110))
+    assert out.track_ids.tolist() == [1]
+    assert out.det_index.tolist() == [0]
+    assert tr.tracks[0].state == TrackState.CONFIRMED
+
+
+def test_tentative_track_dies_at_first_miss_and_burns_no_id():
+    tr = Tracker(TrackerConfig(n_init=3))
+    tr.update(*frame(100))
+    tr.update(*frame(105))
+    tr.update(*frame())  # miss while tentative
+    assert tr.tracks == []
+    for f in range(3):
+        out = tr.update(*frame(500 + 5 * f))
+    assert out.track_ids.tolist() == [1]  # the dead tentative track took no id
+
+
+def test_confirmed_track_deleted_after_max_age_misses():
+    tr = Tracker(TrackerConfig(n_init=1, max_age=4))
+    tr.update(*frame(100))
+    for miss in range(1, 5):
+        tr.update(*frame())
+        assert len(tr.tracks) == 1
+        assert tr.tracks[0].frames_since_update == miss
+    tr.update(*frame())  # fifth miss > max_age
+    assert tr.tracks == []
+
+
+def test_frame_counts_scale_with_frame_rate():
+    tr = Tracker(TrackerConfig(max_age=30, n_init=3), frame_rate=10)
+    assert (tr.max_age, tr.n_init) == (10, 1)
+    tr.reset(frame_rate=60)
+    assert (tr.max_age, tr.n_init) == (60, 6)
+    with pytest.raises(ValueError, match="frame_rate"):
+        Tracker(frame_rate=0)
+
+
+def test_lost_track_is_recovered_by_appearance_with_same_id():
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal((2, 16))
+    tr = Tracker(TrackerConfig(n_init=1))
+    for f in range(5):
+        out = tr.update(*frame(100 + 2 * f, 600 + 2 * f), e)
+    assert out.track_ids.tolist() == [1, 2]
+    for _ in range(5):  # both occluded
+        tr.update(*frame())
+    out = tr.update(*frame(120, 620), e)
+    assert out.track_ids.tolist() == [1, 2]
+    assert out.det_index.tolist() == [0, 1]
+
+
+def test_output_predicted_tracks():
+    tr = Tracker(TrackerConfig(n_init=1, output_predicted=True))
+    tr.update(*frame(100))
+    out = tr.update(*frame())
+    assert out.track_ids.tolist() == [1]
+    assert out.det_index.tolist() == [-1]
+    assert np.isfinite(out.boxes).all()
+    tr2 = Tracker(TrackerConfig(n_init=1))
+    tr2.update(*frame(100))
+    assert len(tr2.update(*frame())) == 0
+
+
+def test_two_trackers_do_not_share_ids_and_reset_restarts():
+    a, b = Tracker(TrackerConfig(n_init=1)), Tracker(TrackerConfig(n_init=1))
+    assert a.update(*frame(100)).track_ids.tolist() == [1]
+    assert b.update(*frame(300)).track_ids.tolist() == [1]
+    a.reset()
+    assert a.tracks == [] and a.frame_count == 0
+    assert a.update(*frame(700)).track_ids.tolist() == [1]
+
+
+# ---------------------------------------------------------------- association
+
+def test_gate_rejects_a_far_detection_even_with_identical_appearance():
+    e = np.ones((1, 8))
+    tr = Tracker(TrackerConfig(n_init=1))
+    for f in range(5):
+        tr.update(*frame(100 + f), e)
+    out = tr.update(*frame(1500), e)  # the same look, but an impossible jump
+    assert out.track_ids.tolist() == [2]  # a new track, not track 1
+    assert [(t.track_id, t.frames_since_update) for t in tr.tracks] == [(1, 1), (2, 0)]
+
+
+def test_gate_far_detection_starts_a_new_track():
+    e = np.ones((1, 8))
+    tr = Tracker(TrackerConfig(n_init=2))
+    for f in range(5):
+        tr.update(*frame(100 + f), e)
+    tr.update(*frame(1500), e)
+    states = [(t.track_id, t.frames_since_update) for t in tr.tracks]
+    assert states == [(1, 1), (0, 0)]  # track 1 missed; a tentative track holds the far box
+
+
+def test_crossing_appearance_keeps_ids_motion_only_swaps():
+    scene = make_crossing_scene(seed=3)
+
+    def identities(use_appearance):
+        tr = Tracker()
+        seen = {}
+        for fr in scene.frames:
+            out = tr.update(fr.boxes, fr.scores, fr.embeddings if use_appearance else None)
+            for tid, di in zip(out.track_ids, out.det_index):
+                seen.setdefault(int(tid), set()).add(int(fr.det_ids[di]))
+        return seen
+
+    assert identities(True) == {1: {0}, 2: {1}}
+    # Motion alone predicts each kept walking, so each track ends on the other person.
+    assert identities(False) == {1: {0, 1}, 2: {0, 1}}
+
+
+def test_same_input_same_output():
+    scene = make_scene(8, 120, seed=5, embedding_dim=32)
+
+    def run():
+        tr = Tracker()
+        return [tr.update(f.boxes, f.scores, f.embeddings) for f in scene.frames]
+
+    for a, b in zip(run(), run()):
+        np.testing.assert_array_equal(a.track_ids, b.track_ids)
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.det_index, b.det_index)
+
+
+def test_filterpy_engine_gives_the_same_tracks():
+    scene = make_scene(6, 60, seed=2, embedding_dim=16)
+    fast = Tracker(TrackerConfig())
+    ref = Tracker(TrackerConfig(kalman="filterpy"))
+    for f in scene.frames:
+        a = fast.update(f.boxes, f.scores, f.embeddings)
+        b = ref.update(f.boxes, f.scores, f.embeddings)
+        np.testing.assert_array_equal(a.track_ids, b.track_ids)
+        np.testing.assert_allclose(a.boxes, b.boxes, rtol=1e-9)
+
+
+def test_synthetic_scene_is_tracked_with_few_switches():
+    scene = make_scene(10, 300, seed=1, embedding_dim=64)
+    tr = Tracker()
+    owner = {}
+    switches = matched = 0
+    for f in scene.frames:
+        out = tr.update(f.boxes, f.scores, f.embeddings)
+        for tid, di in zip(out.track_ids, out.det_index):
+            gid = int(f.det_ids[di])
+            if gid < 0:
+                continue
+            matched += 1
+            if owner.setdefault(gid, int(tid)) != int(tid):
+                switches += 1
+                owner[gid] = int(tid)
+    assert matched > 0.8 * sum(len(f.gt_ids) for f in scene.frames)
+    assert switches <= 5
+
+
+# ---------------------------------------------------------------- input contract
+
+def test_empty_frames_are_fine():
+    tr = Tracker()
+    out = tr.update(np.zeros((0, 4)), np.zeros(0))
+    assert len(out) == 0 and out.boxes.shape == (0, 4)
+    out = tr.update([], [], None)
+    assert len(out) == 0
+    out = tr.update(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 8)))
+    assert tr.frame_count == 3
+
+
+BAD_INPUTS = {
+    "nan box": (lambda b, s, e: (np.where(np.arange(4) == 1, np.nan, b), s, e), "NaN"),
+    "inf box": (lambda b, s, e: (b + [[0, 0, np.inf, 0]], s, e), "inf"),
+    "zero width": (lambda b, s, e: (np.array([[5, 5, 5, 50.0]]), s, e), "width"),
+    "negative height": (lambda b, s, e: (np.array([[5, 50, 20, 10.0]]), s, e), "height"),
+    "score count": (lambda b, s, e: (b, np.ones(2), e), "scores"),
+    "nan score": (lambda b, s, e: (b, np.array([np.nan]), e), "scores"),
+    "embedding rows": (lambda b, s, e: (b, s, np.ones((2, 8))), "embeddings"),
+    "embedding dim": (lambda b, s, e: (b, s, np.ones((1, 9))), "dimension"),
+    "nan embedding": (lambda b, s, e: (b, s, np.full((1, 8), np.nan)), "embeddings"),
+    "zero embedding": (lambda b, s, e: (b, s, np.zeros((1, 8))), "zero"),
+    "missing appearance": (lambda b, s, e: (b, s, None), "appearance"),
+    "boxes shape": (lambda b, s, e: (np.ones((1, 5)), s, e), r"\(N, 4\)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_raises_and_leaves_state_unchanged(case):
+    tr = Tracker(TrackerConfig(n_init=2))
+    rng = np.random.default_rng(0)
+    for f in range(4):
+        tr.update(*frame(100 + 3 * f, 400), rng.standard_normal((2, 8)))
+    before = snapshot(tr)
+    make, message = BAD_INPUTS[case]
+    b, s = frame(112)
+    with pytest.raises(InputError, match=message):
+        tr.update(*make(b, s, rng.standard_normal((1, 8))))
+    assert_same_state(before, snapshot(tr))
+    # and the tracker carries on as if the bad call never happened
+    out = tr.update(*frame(112, 400), rng.standard_normal((2, 8)))
+    assert out.track_ids.tolist() == [1, 2]
+
+
+def test_only_one_appearance_source():
+    tr = Tracker()
+    with pytest.raises(InputError, match="only one"):
+        tr.update(*frame(1), np.ones((1, 4)), roi_features=np.ones((1, 4, 2, 2)))
+    with pytest.raises(InputError, match="no embedder"):
+        tr.update(*frame(1), image=np.zeros((10, 10, 3), np.uint8))
+
+
+def test_memory_stays_flat_over_10000_frames():
+    scene = make_scene(12, 10_000, seed=7, embedding_dim=16, speed=8.0, p_occlusion=0.01)
+    tr = Tracker(TrackerConfig(nn_budget=20))
+    sizes = []
+    for i, f in enumerate(scene.frames):
+        tr.update(f.boxes, f.scores, f.embeddings)
+        if i % 1000 == 999:
+            sizes.append(tr.memory_bytes)
+    assert tr.tracks  # still tracking
+    # Hundreds of identities came and went; storage is bounded by live tracks.
+    assert max(sizes[2:]) <= 2 * sizes[1]
+    assert len(tr._gallery._count) <= 128
