@@ -20,7 +20,8 @@ def mahalanobis_sq(
 
     Args:
         proj_mean: (T, 4) projected track means (xyah).
-        proj_cov: (T, 4, 4) innovation covariances S.
+        proj_cov: (T, 4, 4) innovation covariances S, or their (T, 4)
+            diagonals when S is diagonal (the batched engine's case).
         xyah: (N, 4) detections.
 
     Returns:
@@ -29,6 +30,8 @@ def mahalanobis_sq(
     if len(proj_mean) == 0 or len(xyah) == 0:
         return np.zeros((len(proj_mean), len(xyah)))
     diff = xyah[None, :, :] - proj_mean[:, None, :]  # (T, N, 4)
+    if proj_cov.ndim == 2:
+        return np.einsum("tnk,tnk->tn", diff, diff / proj_cov[:, None, :])
     # Cholesky: S = L L^T, so d^T S^-1 d = |L^-1 d|^2; solve for all N at once per track.
     chol = np.linalg.cholesky(proj_cov)
     z = np.linalg.solve(chol, np.swapaxes(diff, 1, 2))  # (T, 4, N)

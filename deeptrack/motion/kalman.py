@@ -4,8 +4,8 @@ State: ``(cx, cy, a, h, vx, vy, va, vh)``; measurement: ``(cx, cy, a, h)`` where
 ``a = w / h``. Process and measurement noise scale with the box height, so the
 filter behaves the same for near and far objects.
 
-Two engines compute the same maths on stacked states ``mean (T, 8)``,
-``cov (T, 8, 8)``:
+Two engines compute the same maths on stacked states ``mean (T, 8)`` and
+their covariances:
 
 - :class:`BatchedKalman` vectorises predict/project/update over all tracks
   (the per-frame hot path);
@@ -75,67 +75,108 @@ class KalmanModel:
 
 
 class BatchedKalman(KalmanModel):
-    """Kalman predict/project/update vectorised over T tracks."""
+    """Kalman predict/project/update vectorised over T tracks, in compact form.
+
+    F, H and the (diagonal) noise matrices never couple two of the four
+    measured coordinates, and the initial covariance is diagonal, so the
+    8x8 covariance stays made of four independent 2x2 blocks, one per
+    coordinate (position, velocity). This engine stores just those blocks,
+    as ``cov (T, 3, 4)`` = (var position, cov position-velocity, var
+    velocity) per coordinate, and every step is a few elementwise array
+    operations; the innovation covariance S is diagonal. The arithmetic is
+    the same as filterpy's on the full matrices (tests check it step for
+    step); :func:`to_full` expands a compact covariance.
+    """
+
+    cov_shape = (3, _NDIM)
+
+    def initiate(self, xyah: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+        """Create states from measurements; cov is compact (N, 3, 4)."""
+        mean, full = super().initiate(xyah)
+        return mean, to_compact(full)
 
     def predict(self, mean: NDArray, cov: NDArray) -> tuple[NDArray, NDArray]:
         """Run one prediction step: ``x = F x``, ``P = F P F^T + Q``.
 
         Args:
             mean: (T, 8) states.
-            cov: (T, 8, 8) covariances.
+            cov: (T, 3, 4) compact covariances.
 
         Returns:
             The predicted (mean, cov), new arrays.
         """
         q = self.process_noise(mean)
-        mean = mean @ F.T
-        cov = F @ cov @ F.T
-        idx = np.arange(8)
-        cov[:, idx, idx] += q
-        return mean, cov
+        pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
+        new_mean = mean.copy()
+        new_mean[:, :_NDIM] += mean[:, _NDIM:]
+        new_cov = np.empty_like(cov)
+        new_cov[:, 0] = pp + 2 * pv + vv + q[:, :_NDIM]
+        new_cov[:, 1] = pv + vv
+        new_cov[:, 2] = vv + q[:, _NDIM:]
+        return new_mean, new_cov
 
     def project(self, mean: NDArray, cov: NDArray) -> tuple[NDArray, NDArray]:
         """Project states to measurement space.
 
         Returns:
-            (T, 4) projected means and (T, 4, 4) innovation covariances
-            ``S = H P H^T + R``.
+            (T, 4) projected means and (T, 4) diagonals of the innovation
+            covariances ``S = H P H^T + R``.
         """
-        r = self.measurement_noise(mean)
-        s = cov[:, :_NDIM, :_NDIM].copy()
-        idx = np.arange(_NDIM)
-        s[:, idx, idx] += r
-        return mean[:, :_NDIM].copy(), s
+        return mean[:, :_NDIM].copy(), cov[:, 0] + self.measurement_noise(mean)
 
     def update(self, mean: NDArray, cov: NDArray, xyah: NDArray) -> tuple[NDArray, NDArray]:
         """Correct T states with their T associated measurements.
 
         Uses the Joseph form ``P = (I - K H) P (I - K H)^T + K R K^T`` (as
-        filterpy does), which keeps P symmetric positive definite.
+        filterpy does), written out for each 2x2 block.
 
         Args:
             mean: (T, 8) predicted states.
-            cov: (T, 8, 8) predicted covariances.
+            cov: (T, 3, 4) compact predicted covariances.
             xyah: (T, 4) measurements.
 
         Returns:
             The corrected (mean, cov), new arrays.
         """
         r = self.measurement_noise(mean)
-        proj, s = self.project(mean, cov)
-        pht = cov[:, :, :_NDIM]  # P H^T
-        # K = P H^T S^-1, via a solve on the symmetric S: K^T = S^-1 (P H^T)^T.
-        gain = np.linalg.solve(s, np.swapaxes(pht, 1, 2)).swapaxes(1, 2)
-        mean = mean + np.einsum("tij,tj->ti", gain, xyah - proj)
-        i_kh = np.broadcast_to(np.eye(8), cov.shape).copy()
-        i_kh[:, :, :_NDIM] -= gain
-        krk = np.einsum("tij,tj,tkj->tik", gain, r, gain)
-        cov = i_kh @ cov @ np.swapaxes(i_kh, 1, 2) + krk
-        return mean, cov
+        pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
+        s = pp + r
+        k1, k2 = pp / s, pv / s  # Kalman gain for position and velocity
+        innovation = xyah - mean[:, :_NDIM]
+        new_mean = np.concatenate([mean[:, :_NDIM] + k1 * innovation,
+                                   mean[:, _NDIM:] + k2 * innovation], axis=1)
+        one_k1 = 1.0 - k1
+        new_cov = np.empty_like(cov)
+        new_cov[:, 0] = one_k1 * one_k1 * pp + k1 * k1 * r
+        new_cov[:, 1] = one_k1 * (pv - k2 * pp) + k1 * k2 * r
+        new_cov[:, 2] = vv - 2 * k2 * pv + k2 * k2 * pp + k2 * k2 * r
+        return new_mean, new_cov
+
+
+def to_compact(full: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Take the (T, 3, 4) per-coordinate blocks of (T, 8, 8) covariances."""
+    i = np.arange(_NDIM)
+    return np.stack([full[:, i, i], full[:, i, i + _NDIM], full[:, i + _NDIM, i + _NDIM]], axis=1)
+
+
+def to_full(compact: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Expand (T, 3, 4) compact covariances to (T, 8, 8)."""
+    i = np.arange(_NDIM)
+    full = np.zeros((len(compact), 8, 8))
+    full[:, i, i] = compact[:, 0]
+    full[:, i, i + _NDIM] = compact[:, 1]
+    full[:, i + _NDIM, i] = compact[:, 1]
+    full[:, i + _NDIM, i + _NDIM] = compact[:, 2]
+    return full
 
 
 class FilterpyKalman(KalmanModel):
-    """The same filter run track by track with ``filterpy.kalman.KalmanFilter`` (reference)."""
+    """The same filter run track by track with ``filterpy.kalman.KalmanFilter`` (reference).
+
+    Covariances are full (T, 8, 8) matrices and S is (T, 4, 4).
+    """
+
+    cov_shape = (8, 8)
 
     def _filter(self, mean: NDArray, cov: NDArray):
         from filterpy.kalman import KalmanFilter

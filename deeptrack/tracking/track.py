@@ -47,7 +47,7 @@ class Track:
 # Column name -> (dtype, trailing shape). One row per live track.
 _COLUMNS: dict[str, tuple[type, tuple[int, ...]]] = {
     "mean": (np.float64, (8,)),
-    "cov": (np.float64, (8, 8)),
+    "cov": (np.float64, (8, 8)),  # the Kalman engine's cov_shape replaces it
     "state": (np.int8, ()),
     "track_id": (np.int64, ()),
     "hits": (np.int64, ()),
@@ -73,9 +73,9 @@ class TrackTable:
     slot: NDArray[np.int64]
     det_index: NDArray[np.int64]
 
-    def __init__(self) -> None:
+    def __init__(self, cov_shape: tuple[int, ...] = (8, 8)) -> None:
         for name, (dtype, shape) in _COLUMNS.items():
-            setattr(self, name, np.zeros((0, *shape), dtype))
+            setattr(self, name, np.zeros((0, *(cov_shape if name == "cov" else shape)), dtype))
 
     def __len__(self) -> int:
         return len(self.state)

@@ -89,7 +89,7 @@ class Tracker:
             self.frame_rate = float(frame_rate)
         self.max_age = self.config.frames(self.config.max_age, self.frame_rate)
         self.n_init = self.config.frames(self.config.n_init, self.frame_rate)
-        self._tracks = TrackTable()
+        self._tracks = TrackTable(self._kf.cov_shape)
         self._gallery = Gallery(
             self.config.nn_budget, self.config.appearance_memory, self.config.ema_alpha
         )

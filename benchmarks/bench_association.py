@@ -1,0 +1,114 @@
+"""Frames per second of ``Tracker.update()`` alone: no I/O, embeddings given.
+
+For each number of objects per frame and embedding dimension, a seeded
+synthetic scene is generated up front; the tracker first runs ``--warmup``
+frames (so that galleries fill to their budget: the steady state of a long
+video), then ``--frames`` frames are timed. When ``deep-sort-realtime`` is
+installed, its ``DeepSort.update_tracks(..., embeds=...)`` runs on the same
+frames in the same process, and deeptrack's speed is printed as a ratio to it.
+
+Usage:
+    python benchmarks/bench_association.py [--objects 10,30,100,300] [--dims 128,2048]
+        [--memory gallery,ema] [--out benchmarks/results/bench_association.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deeptrack import Tracker, TrackerConfig, __version__
+from deeptrack.boxes import xyxy_to_tlwh
+from deeptrack.synthetic import make_scene
+
+
+def time_deeptrack(frames, memory: str, warmup: int) -> tuple[float, int]:
+    tracker = Tracker(TrackerConfig(appearance_memory=memory))
+    for f in frames[:warmup]:
+        tracker.update(f.boxes, f.scores, f.embeddings)
+    start = time.perf_counter()
+    for f in frames[warmup:]:
+        tracker.update(f.boxes, f.scores, f.embeddings)
+    elapsed = time.perf_counter() - start
+    return (len(frames) - warmup) / elapsed, tracker.gallery_bytes
+
+
+def time_deep_sort_realtime(frames, warmup: int) -> float | None:
+    try:
+        from deep_sort_realtime.deepsort_tracker import DeepSort
+    except ImportError:
+        return None
+    tracker = DeepSort(max_age=30, n_init=3, nn_budget=100, max_cosine_distance=0.2,
+                       max_iou_distance=0.7, embedder=None)
+    # Its input format is built before timing, as deeptrack's arrays are.
+    inputs = [([(list(b), float(s), "person") for b, s in zip(xyxy_to_tlwh(f.boxes), f.scores)],
+               list(f.embeddings)) for f in frames]
+    for dets, embeds in inputs[:warmup]:
+        tracker.update_tracks(dets, embeds=embeds)
+    start = time.perf_counter()
+    for dets, embeds in inputs[warmup:]:
+        tracker.update_tracks(dets, embeds=embeds)
+    return (len(frames) - warmup) / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--objects", default="10,30,100,300")
+    ap.add_argument("--dims", default="128,2048")
+    ap.add_argument("--memory", default="gallery,ema",
+                    help="appearance memories to time (gallery = DeepSORT, ema = StrongSORT)")
+    ap.add_argument("--warmup", type=int, default=150)
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--baseline-max-objects", type=int, default=100,
+                    help="run deep-sort-realtime only up to this many objects (it is slow)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="benchmarks/results/bench_association.json")
+    args = ap.parse_args(argv)
+
+    rows = []
+    header = (f"{'objects':>7} {'dim':>5} {'memory':>7} {'fps':>9} {'gallery MB':>10} "
+              f"{'dsr fps':>8} {'ratio':>6}")
+    print(header)
+    print("-" * len(header))
+    for n in [int(x) for x in args.objects.split(",")]:
+        for d in [int(x) for x in args.dims.split(",")]:
+            scene = make_scene(n, args.warmup + args.frames, seed=args.seed, embedding_dim=d,
+                               fp_per_frame=0.05 * n)
+            baseline = (time_deep_sort_realtime(scene.frames, args.warmup)
+                        if n <= args.baseline_max_objects else None)
+            for memory in args.memory.split(","):
+                fps, gallery = time_deeptrack(scene.frames, memory, args.warmup)
+                # deep-sort-realtime keeps a gallery; it is compared with ours only.
+                ratio = fps / baseline if baseline and memory == "gallery" else None
+                rows.append(dict(objects=n, dim=d, memory=memory, fps=fps,
+                                 gallery_bytes=gallery, deep_sort_realtime_fps=baseline,
+                                 ratio=ratio))
+                print(f"{n:>7} {d:>5} {memory:>7} {fps:>9.1f} {gallery / 1e6:>10.1f} "
+                      f"{(f'{baseline:.1f}' if baseline else '-'):>8} "
+                      f"{(f'{ratio:.1f}x' if ratio else '-'):>6}", flush=True)
+
+    result = dict(
+        benchmark="bench_association", deeptrack=__version__, numpy=np.__version__,
+        python=sys.version.split()[0], machine=platform.machine(),
+        processor=platform.processor() or "unknown", cpus=os.cpu_count(),
+        warmup_frames=args.warmup, timed_frames=args.frames, rows=rows,
+        command=" ".join(["python", "benchmarks/bench_association.py", *(argv or sys.argv[1:])]),
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
