@@ -1,1 +1,54 @@
-"""appearance stage."""
+"""The appearance stage: RoI feature maps from a backbone, pooled into unit embeddings.
+
+Importing this package (or :mod:`~deeptrack.appearance.pooling` and
+:mod:`~deeptrack.appearance.cache`) does not import torch: the tracker pools
+maps with numpy only. :class:`RoIEmbedder` and :class:`FasterRCNNDetector`
+(which need torch) are imported on first access.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from deeptrack.appearance.cache import (
+    FeatureCache,
+    SequenceFeatures,
+    extract_sequence,
+    file_sha256,
+    load_image,
+)
+from deeptrack.appearance.pooling import (
+    PCAReducer,
+    PoolingMode,
+    RandomProjection,
+    out_dim,
+    pool,
+)
+
+if TYPE_CHECKING:
+    from deeptrack.appearance.embedder import FasterRCNNDetector, RoIEmbedder
+
+__all__ = [
+    "FasterRCNNDetector",
+    "FeatureCache",
+    "PCAReducer",
+    "PoolingMode",
+    "RandomProjection",
+    "RoIEmbedder",
+    "SequenceFeatures",
+    "extract_sequence",
+    "file_sha256",
+    "load_image",
+    "out_dim",
+    "pool",
+]
+
+_LAZY = {"RoIEmbedder", "FasterRCNNDetector"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from deeptrack.appearance import embedder
+
+        return getattr(embedder, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
