@@ -87,20 +87,20 @@ def main(argv=None) -> int:
                 fps, gallery = time_deeptrack(scene.frames, memory, args.warmup)
                 # deep-sort-realtime keeps a gallery; it is compared with ours only.
                 ratio = fps / baseline if baseline and memory == "gallery" else None
-                rows.append(dict(objects=n, dim=d, memory=memory, fps=fps,
-                                 gallery_bytes=gallery, deep_sort_realtime_fps=baseline,
-                                 ratio=ratio))
+                rows.append({"objects": n, "dim": d, "memory": memory, "fps": fps,
+                             "gallery_bytes": gallery, "deep_sort_realtime_fps": baseline,
+                             "ratio": ratio})
                 print(f"{n:>7} {d:>5} {memory:>7} {fps:>9.1f} {gallery / 1e6:>10.1f} "
                       f"{(f'{baseline:.1f}' if baseline else '-'):>8} "
                       f"{(f'{ratio:.1f}x' if ratio else '-'):>6}", flush=True)
 
-    result = dict(
-        benchmark="bench_association", deeptrack=__version__, numpy=np.__version__,
-        python=sys.version.split()[0], machine=platform.machine(),
-        processor=platform.processor() or "unknown", cpus=os.cpu_count(),
-        warmup_frames=args.warmup, timed_frames=args.frames, rows=rows,
-        command=" ".join(["python", "benchmarks/bench_association.py", *(argv or sys.argv[1:])]),
-    )
+    result = {
+        "benchmark": "bench_association", "deeptrack": __version__, "numpy": np.__version__,
+        "python": sys.version.split()[0], "machine": platform.machine(),
+        "processor": platform.processor() or "unknown", "cpus": os.cpu_count(),
+        "warmup_frames": args.warmup, "timed_frames": args.frames, "rows": rows,
+        "command": " ".join(["python", "benchmarks/bench_association.py", *(argv or sys.argv[1:])]),
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")

@@ -10,9 +10,10 @@ import dataclasses
 import enum
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from deeptrack.errors import ConfigError
 from deeptrack.types import PoolingMode
@@ -110,7 +111,7 @@ class TrackerConfig:
 
     def frames(self, value: int, frame_rate: float) -> int:
         """Scale a frame count given at ``reference_fps`` to ``frame_rate`` (at least 1)."""
-        return max(1, int(round(value * frame_rate / self.reference_fps)))
+        return max(1, round(value * frame_rate / self.reference_fps))
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,6 @@ class AppearanceConfig:
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Check ``value`` against a field's type annotation; convert ints to floats and enums."""
-    if isinstance(annotation, str):
-        annotation = eval(annotation, {**globals(), **typing.__dict__})  # noqa: S307 - own annotations
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -217,7 +216,8 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> An
             f"unknown config key(s) {', '.join(prefix + str(k) for k in unknown)}; "
             f"valid keys: {', '.join(prefix + k for k in fields)}"
         )
-    kwargs = {k: _coerce(prefix + k, v, fields[k].type) for k, v in data.items()}
+    hints = typing.get_type_hints(cls)  # resolves the string annotations of this module
+    kwargs = {k: _coerce(prefix + k, v, hints[k]) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except ConfigError as e:

@@ -10,8 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deeptrack.boxes import (iou_matrix, tlwh_to_xyxy, validate_xyxy, xyah_to_xyxy,
-                             xyxy_to_tlwh, xyxy_to_xyah)
+from deeptrack.boxes import (
+    iou_matrix,
+    tlwh_to_xyxy,
+    validate_xyxy,
+    xyah_to_xyxy,
+    xyxy_to_tlwh,
+    xyxy_to_xyah,
+)
 from deeptrack.errors import InputError
 
 coords = st.floats(-1000, 1000, allow_nan=False)

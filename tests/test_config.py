@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from deeptrack.config import AppearanceConfig, RunConfig, TrackerConfig, from_dict, load_yaml, to_dict
+from deeptrack.config import (
+    AppearanceConfig,
+    RunConfig,
+    TrackerConfig,
+    from_dict,
+    load_yaml,
+    to_dict,
+)
 from deeptrack.errors import ConfigError
 from deeptrack.types import PoolingMode
 

@@ -55,7 +55,7 @@ def test_batched_equals_filterpy_step_for_step(seed, n_tracks, skips):
 
 def test_noise_scales_with_height():
     kf = BatchedKalman(1 / 20, 1 / 160)
-    mean, cov = kf.initiate(np.array([[0, 0, 0.5, 100.0], [0, 0, 0.5, 200.0]]))
+    _mean, cov = kf.initiate(np.array([[0, 0, 0.5, 100.0], [0, 0, 0.5, 200.0]]))
     cov = to_full(cov)
     # Initial position std = 2 * h / 20; velocity std = 10 * h / 160.
     assert cov[0, 0, 0] == pytest.approx((2 * 100 / 20) ** 2)

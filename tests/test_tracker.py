@@ -270,3 +270,33 @@ def test_memory_stays_flat_over_10000_frames():
     # Hundreds of identities came and went; storage is bounded by live tracks.
     assert max(sizes[2:]) <= 2 * sizes[1]
     assert len(tr._gallery._count) <= 128
+
+
+def test_roi_feature_maps_are_pooled_by_the_configured_mode():
+    from deeptrack.appearance.pooling import pool
+    from deeptrack.types import PoolingMode
+
+    rng = np.random.default_rng(0)
+    maps = [rng.random((2, 6, 3, 3)).astype(np.float32) for _ in range(6)]
+    for mode in (PoolingMode.AVG, PoolingMode.MAX, PoolingMode.GEM, PoolingMode.FLATTEN):
+        a = Tracker(TrackerConfig(pooling=mode, n_init=1))
+        b = Tracker(TrackerConfig(n_init=1))
+        for f, m in enumerate(maps):
+            out_a = a.update(*frame(100 + f, 300 + f), roi_features=m)
+            out_b = b.update(*frame(100 + f, 300 + f), pool(m, mode, p=3.0, kernel=2))
+            np.testing.assert_array_equal(out_a.track_ids, out_b.track_ids)
+        assert a._gallery.dim == b._gallery.dim
+
+
+def test_maps_that_pool_to_zero_carry_no_appearance_but_still_track():
+    tr = Tracker(TrackerConfig(n_init=1))
+    for f in range(4):
+        out = tr.update(*frame(100 + f), roi_features=np.zeros((1, 4, 2, 2)))
+    assert out.track_ids.tolist() == [1]
+
+
+def test_random_projection_reduces_the_dimension():
+    tr = Tracker(TrackerConfig(pooling="flatten", reduce_dim=16, n_init=1))
+    rng = np.random.default_rng(1)
+    tr.update(*frame(100), roi_features=rng.random((1, 8, 4, 4)))
+    assert tr._gallery.dim == 16

@@ -88,7 +88,8 @@ class Gallery:
             old = self._store[slots, 0]
             first = (self._count[slots] == 0)[:, None]
             mixed = np.where(first, features, self.ema_alpha * old + (1 - self.ema_alpha) * features)
-            mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+            norm = np.linalg.norm(mixed, axis=1, keepdims=True)
+            mixed /= np.where(norm > 0, norm, 1.0)  # zero vectors (no evidence) stay zero
             self._store[slots, 0] = mixed
         self._count[slots] = np.minimum(self._count[slots] + 1, self.budget)
 

@@ -226,12 +226,14 @@ class Tracker:
                 proj = RandomProjection(d, cfg.reduce_dim, cfg.reduce_seed)
             vectors = proj(vectors)
             self._projection = proj  # a pure function of (d, reduce_dim, seed)
-        return self._normalize(vectors, "pooled roi_features")
+        # A map that pools to the zero vector (e.g. all-zero ReLU activations) carries no
+        # appearance evidence: it stays zero, at cosine distance 1 from everything, so only
+        # motion and IoU can match it. (A zero embedding passed by the caller is an error.)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
 
     # ------------------------------------------------------------------ step
 
     def _step(self, dets: Detections, features: NDArray[np.float32] | None) -> TrackOutput:
-        cfg = self.config
         t = self._tracks
         self._frame += 1
         if len(dets) and self._uses_appearance is None:
