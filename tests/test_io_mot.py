@@ -98,8 +98,10 @@ def test_empty_file_is_no_boxes(tmp_path):
 
 MALFORMED = [
     # (reader, text, line, message pattern)
-    ("det", "1,-1,1,1,5,5,0.9\n1,-1,1,1,5,5\n", 2, r"expected 7 columns like the lines above, got 6"),
-    ("det", "1,-1,1,1,5,5,0.9,-1\n", 1, r"expected 7 \(.*\) or 10 \(.*\) comma-separated columns, got 8"),
+    ("det", "1,-1,1,1,5,5,0.9\n1,-1,1,1,5,5\n", 2,
+     r"expected 7 columns like the lines above, got 6"),
+    ("det", "1,-1,1,1,5,5,0.9,-1\n", 1,
+     r"expected 7 \(.*\) or 10 \(.*\) comma-separated columns, got 8"),
     ("gt", "1,1,1,1,5,5,1,1\n", 1, r"got 8"),
     ("det", "frame,id,x,y,w,h,score\n", 1, r"column 1 \(frame\) is not a number: 'frame'"),
     ("det", "1,-1,1,1,5,abc,0.9\n", 1, r"column 6 \(height\) is not a number: 'abc'"),
@@ -136,7 +138,8 @@ def test_malformed_line_names_file_and_line(tmp_path, reader, text, line, patter
 
 def test_frame_beyond_the_sequence_is_an_error(tmp_path):
     p = _write(tmp_path, "1,1,1,1,5,5,1\n9,1,1,1,5,5,1\n")
-    with pytest.raises(DataFormatError, match=rf"{re.escape(str(p))}:2: frame 9 is beyond .* \(8\)"):
+    pattern = rf"{re.escape(str(p))}:2: frame 9 is beyond .* \(8\)"
+    with pytest.raises(DataFormatError, match=pattern):
         read_results(p, max_frame=8)
 
 
@@ -162,6 +165,13 @@ def _results() -> TrackResults:
     )
 
 
+def test_format_has_no_float_noise():
+    # x2 = 1688 + 146.62 is not exact in binary; the width is still written 146.62
+    res = TrackResults(np.array([1]), np.array([1]), np.array([[1688.0, -1e-9, 1688 + 146.62, 5]]),
+                       np.array([0.995616]))
+    assert format_results(res) == "1,1,1689,1,146.62,5,0.995616,-1,-1,-1\n"
+
+
 def test_format_is_one_based_tlwh_sorted_by_frame_then_id():
     text = format_results(_results())
     assert text.splitlines()[:2] == [
@@ -180,8 +190,9 @@ def test_round_trip(tmp_path):
     order = np.lexsort((res.track_id, res.frame))
     np.testing.assert_array_equal(back.frame, res.frame[order])
     np.testing.assert_array_equal(back.track_id, res.track_id[order])
-    np.testing.assert_allclose(back.boxes, res.boxes[order], rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(back.scores, res.scores[order])
+    # numbers are written with 6 decimals
+    np.testing.assert_allclose(back.boxes, res.boxes[order], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(back.scores, res.scores[order], rtol=0, atol=5e-7)
     # the same rows give the same text
     write_results(tmp_path / "again.txt", res)
     assert (tmp_path / "again.txt").read_text() == path.read_text()

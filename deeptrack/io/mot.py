@@ -480,8 +480,10 @@ def read_results(path: str | Path, max_frame: int | None = None) -> TrackResults
 
 
 def _num(v: float) -> str:
-    # repr is the shortest text that reads back to the same float
-    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    # 1e-6 px is far below any IoU threshold's resolution, and the text stays free of
+    # float noise (x1 + w - x1 = 146.6199999999999 is written 146.62)
+    text = f"{v:.6f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def format_results(results: TrackResults) -> str:
@@ -510,7 +512,8 @@ def write_results(path: str | Path, results: TrackResults) -> None:
     Args:
         path: the result file, usually ``<results_dir>/<sequence>.txt``.
         results: the rows; written sorted by frame then id as
-            ``frame,id,x,y,w,h,conf,-1,-1,-1`` with 1-based tlwh boxes.
+            ``frame,id,x,y,w,h,conf,-1,-1,-1`` with 1-based tlwh boxes, numbers
+            rounded to 6 decimals.
     """
     path = Path(path)
     text = format_results(results)  # everything that can fail on the data fails here
