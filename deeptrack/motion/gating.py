@@ -29,9 +29,13 @@ def mahalanobis_sq(
     """
     if len(proj_mean) == 0 or len(xyah) == 0:
         return np.zeros((len(proj_mean), len(xyah)))
+    if proj_cov.ndim == 2:  # diagonal S: a sum over the four coordinates of (T, N) terms
+        out = np.zeros((len(proj_mean), len(xyah)))
+        for k in range(proj_mean.shape[1]):
+            d = xyah[None, :, k] - proj_mean[:, k, None]
+            out += d * d / proj_cov[:, k, None]
+        return out
     diff = xyah[None, :, :] - proj_mean[:, None, :]  # (T, N, 4)
-    if proj_cov.ndim == 2:
-        return np.einsum("tnk,tnk->tn", diff, diff / proj_cov[:, None, :])
     # Cholesky: S = L L^T, so d^T S^-1 d = |L^-1 d|^2; solve for all N at once per track.
     chol = np.linalg.cholesky(proj_cov)
     z = np.linalg.solve(chol, np.swapaxes(diff, 1, 2))  # (T, 4, N)
