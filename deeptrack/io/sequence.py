@@ -145,7 +145,8 @@ def _ini_number(info: dict[str, str], key: str, ini: Path, kind: type) -> float:
     try:
         value = kind(raw)
     except ValueError:
-        raise DataFormatError(f"{ini}: {key}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
+        what = "an integer" if kind is int else "a number"
+        raise DataFormatError(f"{ini}: {key}={raw!r} is not {what}") from None
     if not value > 0:
         raise DataFormatError(f"{ini}: {key}={raw} must be > 0")
     return value
@@ -224,9 +225,9 @@ def load_sequence(
     if det_file is not None:
         det_path = path / "det" / det_file
         if not det_path.is_file():
-            present = sorted(p.name for p in (path / "det").glob("*.txt"))
+            present = ", ".join(sorted(p.name for p in (path / "det").glob("*.txt")))
             raise DataFormatError(
-                f"{det_path}: detection file not found (det/ holds: {', '.join(present) or 'nothing'})"
+                f"{det_path}: detection file not found (det/ holds: {present or 'nothing'})"
             )
         table = read_detections(det_path, max_frame=max_frame, min_confidence=min_confidence)
         keep = _drop_beyond(table.frame, n_frames, det_path)
