@@ -68,6 +68,10 @@ PYRAMID_LEVELS = (1, 2, 4)
 # is several times faster than np.power with a float exponent.
 _MAX_INT_POWER = 16
 
+# Sums of squares above this are far from float32 underflow; below it (or not
+# finite) a row is normalised the careful way.
+_SAFE_SQ_MIN = 1e-30
+
 
 def _check_mode(mode: PoolingMode | str) -> PoolingMode:
     try:
@@ -143,9 +147,9 @@ def _to_numpy_maps(maps: Any) -> NDArray[np.floating]:
 def l2_normalize(x: NDArray[np.floating]) -> NDArray[np.float32]:
     """Return the rows of a (N, D) array scaled to unit L2 norm, as float32.
 
-    Rows are first divided by their largest absolute value, so neither tiny nor
-    huge values underflow or overflow in the sum of squares. An all-zero row
-    stays all zero (it is not turned into NaN).
+    Rows whose sum of squares would underflow or overflow are first divided by
+    their largest absolute value, so tiny and huge values still normalise. An
+    all-zero row stays all zero (it is not turned into NaN).
     """
     x = np.asarray(x)
     if x.ndim != 2:
@@ -153,47 +157,76 @@ def l2_normalize(x: NDArray[np.floating]) -> NDArray[np.float32]:
     if x.shape[0] == 0 or x.shape[1] == 0:
         return x.astype(np.float32)
     x = x.astype(np.float32, copy=False) if x.dtype != np.float64 else x
-    peak = np.abs(x).max(axis=1, keepdims=True)
-    scaled = x / np.where(peak > 0, peak, 1.0)
-    norm = np.sqrt(np.einsum("nd,nd->n", scaled, scaled))[:, None]
-    return (scaled / np.where(norm > 0, norm, 1.0)).astype(np.float32, copy=False)
+    with np.errstate(over="ignore", under="ignore"):
+        sq = np.einsum("nd,nd->n", x, x)
+    # Fast path for rows whose sum of squares is a comfortable normal number.
+    unsafe = ~(np.isfinite(sq) & (sq > _SAFE_SQ_MIN))
+    scale = np.ones_like(sq)
+    np.divide(1.0, np.sqrt(sq), out=scale, where=~unsafe)
+    out = x * scale[:, None]
+    if unsafe.any():
+        rows = x[unsafe]
+        peak = np.abs(rows).max(axis=1, keepdims=True)
+        rows = rows / np.where(peak > 0, peak, 1.0)
+        norm = np.sqrt(np.einsum("nd,nd->n", rows, rows))[:, None]
+        out[unsafe] = rows / np.where(norm > 0, norm, 1.0)
+    return out.astype(np.float32, copy=False)
 
 
 def _power(x: NDArray[np.floating], p: float) -> NDArray[np.floating]:
+    """x ** p, in place where it can; by repeated squaring for small integer p."""
     if p == int(p) and p <= _MAX_INT_POWER:
         n = int(p)
         result = None
         base = x
-        while n:  # exponentiation by squaring
+        while n:
             if n & 1:
                 result = base.copy() if result is None else np.multiply(result, base, out=result)
             n >>= 1
             if n:
                 base = base * base
         return result  # type: ignore[return-value]
-    return np.power(x, p)
+    return np.power(x, p, out=x)
 
 
-def _gem(flat: NDArray[np.floating], p: float) -> NDArray[np.floating]:
-    """Generalised mean over the last axis of a non-negative-clamped (N, C, HW) array."""
-    x = np.maximum(flat, GEM_EPS)
+def _channels_last(maps: NDArray[np.floating]) -> NDArray[np.floating]:
+    # (N, H, W, C) copy: spatial maxima become elementwise maxima of contiguous
+    # C-vectors, several times faster than reducing the short H x W axes.
+    return np.ascontiguousarray(maps.transpose(0, 2, 3, 1))
+
+
+def _mean_hw(maps: NDArray[np.floating]) -> NDArray[np.floating]:
+    n, c, h, w = maps.shape
+    weights = np.full(h * w, 1.0 / (h * w), dtype=maps.dtype)
+    return (maps.reshape(n * c, h * w) @ weights).reshape(n, c)  # one BLAS matvec
+
+
+def _gem(maps: NDArray[np.floating], p: float) -> NDArray[np.floating]:
+    """Generalised mean over H x W of (N, C, H, W) maps clamped at GEM_EPS."""
+    n, c, h, w = maps.shape
+    x = _channels_last(maps).reshape(n, h * w, c)
+    np.maximum(x, GEM_EPS, out=x)
     # Scaling by the per-channel maximum keeps every term in (0, 1] before the
     # power, so a large p cannot overflow, and the largest term is exactly 1,
     # so the mean cannot underflow to zero either.
-    peak = x.max(axis=2)
-    y = _power(x / peak[:, :, None], p)
-    return peak * np.power(y.mean(axis=2), 1.0 / p)
+    peak = x.max(axis=1)
+    x /= peak[:, None, :]
+    y = _power(x, p)
+    return peak * np.power(y.mean(axis=1), 1.0 / p)
 
 
 def _maxpool(maps: NDArray[np.floating], k: int) -> NDArray[np.floating]:
-    """k x k max pooling with stride k, ceil mode: a partial window keeps its valid cells."""
-    n, c, h, w = maps.shape
-    hk, wk = -(-h // k), -(-w // k)
-    if (hk * k, wk * k) != (h, w):
-        padded = np.full((n, c, hk * k, wk * k), -np.inf, dtype=maps.dtype)
-        padded[:, :, :h, :w] = maps
-        maps = padded
-    return maps.reshape(n, c, hk, k, wk, k).max(axis=(3, 5))
+    """k x k max pooling with stride k, ceil mode (a partial window keeps its valid cells)."""
+    x = _channels_last(maps)  # (N, H, W, C)
+    cols = x[:, :, 0::k].copy()
+    for j in range(1, k):  # window column j of every window at once
+        part = x[:, :, j::k]
+        np.maximum(cols[:, :, : part.shape[2]], part, out=cols[:, :, : part.shape[2]])
+    rows = cols[:, 0::k].copy()
+    for j in range(1, k):
+        part = cols[:, j::k]
+        np.maximum(rows[:, : part.shape[1]], part, out=rows[:, : part.shape[1]])
+    return rows.transpose(0, 3, 1, 2)  # (N, C, ceil(H/k), ceil(W/k))
 
 
 def _adaptive_bins(size: int, n: int) -> list[tuple[int, int]]:
@@ -204,15 +237,16 @@ def _adaptive_bins(size: int, n: int) -> list[tuple[int, int]]:
 
 def _pyramid(maps: NDArray[np.floating]) -> NDArray[np.floating]:
     n, c, h, w = maps.shape
-    parts = [maps.max(axis=(2, 3))]
+    x = _channels_last(maps)
+    parts = [x.reshape(n, h * w, c).max(axis=1)]
     for level in PYRAMID_LEVELS[1:]:
-        rows, cols = _adaptive_bins(h, level), _adaptive_bins(w, level)
-        grid = np.empty((n, c, level, level), dtype=maps.dtype)
-        for i, (y0, y1) in enumerate(rows):  # at most 4 x 4 bins; vectorised over N, C
-            band = maps[:, :, y0:y1, :]
+        cols = _adaptive_bins(w, level)
+        grid = np.empty((n, level, level, c), dtype=maps.dtype)
+        for i, (y0, y1) in enumerate(_adaptive_bins(h, level)):  # <= 4 x 4 bins, each over N, C
+            band = x[:, y0:y1].max(axis=1)
             for j, (x0, x1) in enumerate(cols):
-                grid[:, :, i, j] = band[:, :, :, x0:x1].max(axis=(2, 3))
-        parts.append(grid.reshape(n, c * level * level))
+                grid[:, i, j] = band[:, x0:x1].max(axis=1)
+        parts.append(grid.transpose(0, 3, 1, 2).reshape(n, c * level * level))
     return np.concatenate(parts, axis=1)
 
 
@@ -248,15 +282,14 @@ def pool(
     n, c, h, w = a.shape
     if n == 0:
         return np.zeros((0, out_dim(mode, c, h, w, kernel)), np.float32)
-    flat = a.reshape(n, c, h * w)
     if mode is PoolingMode.AVG:
-        out = flat.mean(axis=2)
+        out = _mean_hw(a)
     elif mode is PoolingMode.MAX:
-        out = flat.max(axis=2)
+        out = a.reshape(n, c, h * w).max(axis=2)
     elif mode is PoolingMode.AVGMAX:
-        out = np.concatenate([flat.mean(axis=2), flat.max(axis=2)], axis=1)
+        out = np.concatenate([_mean_hw(a), a.reshape(n, c, h * w).max(axis=2)], axis=1)
     elif mode is PoolingMode.GEM:
-        out = _gem(flat, p)
+        out = _gem(a, p)
     elif mode is PoolingMode.FLATTEN:
         out = a.reshape(n, c * h * w)
     elif mode is PoolingMode.MAXPOOL_FLATTEN:
