@@ -75,6 +75,9 @@ def test_resnet50_c4_gives_2048x7x7():
     out = emb.roi_features(IMAGE, BOXES)
     assert out.shape == (3, 2048, 7, 7)
     assert np.isfinite(out).all() and out.min() >= 0  # layer4 ends in a ReLU
+    # the per-crop baseline runs the whole network: stride 32 on a 64 x 32 crop
+    assert emb.crop_features(IMAGE, BOXES, size=(64, 32)).shape == (3, 2048, 2, 1)
+    assert emb.crop_features(IMAGE, BOXES[:0], size=(64, 32)).shape == (0, 2048, 2, 1)
 
 
 def test_resnet50_c5_and_roi_size():

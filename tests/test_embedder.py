@@ -63,6 +63,15 @@ def test_boxes_outside_the_frame_are_allowed(embedder):
     assert np.isfinite(out).all()
 
 
+def test_crop_features_baseline(embedder):
+    out = embedder.crop_features(FRAMES[0], BOXES[0], size=(64, 32))
+    assert out.shape == (2, 96, 4, 2) and out.dtype == np.float32
+    empty = embedder.crop_features(FRAMES[0], np.zeros((0, 4)), size=(64, 32))
+    assert empty.shape == (0, 96, 4, 2)
+    with pytest.raises(InputError, match="outside the 96x72 frame"):
+        embedder.crop_features(FRAMES[0], [[200.0, 200.0, 300.0, 300.0]])
+
+
 @pytest.mark.parametrize(
     ("image", "boxes", "match"),
     [
@@ -138,3 +147,21 @@ def test_fasterrcnn_resnet50_fpn_roi_features():
     out = det.roi_features(FRAMES[0], BOXES[0])
     assert out.shape == (2, 256, 7, 7) and np.isfinite(out).all()
     assert det.out_channels == 256 and det.stride == 4
+
+
+def test_detector_weights_file_roundtrip_and_class_count(detector, tmp_path):
+    state = detector._model.model.state_dict()
+    path = tmp_path / "frcnn.pth"
+    torch.save(state, path)
+    cfg = AppearanceConfig(backbone="fasterrcnn_mobilenet_v3_large_fpn", image_scale=0.2,
+                           weights=str(path))
+    np.testing.assert_array_equal(FasterRCNNDetector(cfg).roi_features(FRAMES[0], BOXES[0]),
+                                  detector.roi_features(FRAMES[0], BOXES[0]))
+    # a detector fine-tuned on one class (+ background) builds with 2 classes
+    state["roi_heads.box_predictor.cls_score.weight"] = torch.randn(2, 1024)
+    state["roi_heads.box_predictor.cls_score.bias"] = torch.zeros(2)
+    state["roi_heads.box_predictor.bbox_pred.weight"] = torch.randn(8, 1024)
+    state["roi_heads.box_predictor.bbox_pred.bias"] = torch.zeros(8)
+    torch.save(state, path)
+    dets = FasterRCNNDetector(cfg).detect(FRAMES[0], score_threshold=0.0)
+    assert set(dets.class_ids.tolist()) <= {1}

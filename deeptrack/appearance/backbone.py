@@ -49,7 +49,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from deeptrack.appearance.cache import file_sha256
 from deeptrack.appearance.roi import boxes_to_rois, roi_align_maps, scale_boxes
-from deeptrack.errors import ConfigError, WeightsError
+from deeptrack.errors import ConfigError, InputError, WeightsError
 
 __all__ = [
     "BACKBONES",
@@ -345,6 +345,40 @@ class MapExtractor(nn.Module):
         return out
 
 
+    def crops(self, image: NDArray[np.uint8], boxes: NDArray[np.float64],
+              size: tuple[int, int]) -> torch.Tensor:
+        """Per-crop baseline: crop each box, resize it to ``size``, run the whole network on the batch.
+
+        This is the classic DeepSORT arrangement (one forward over N resized
+        crops), kept to measure the RoI path against. Boxes are clipped to the
+        frame and rounded outwards to whole pixels; the resize is plain
+        bilinear, as ``cv2.resize`` does.
+
+        Args:
+            image: one HxWx3 uint8 frame.
+            boxes: (N, 4) float64 xyxy with N >= 1, each overlapping the frame.
+            size: (height, width) of the resized crops, e.g. (256, 128).
+
+        Returns:
+            (N, C, height / stride, width / stride) maps.
+        """
+        x = _images_to_tensor([image], self.mean.device, self.mean.dtype)[0]
+        h, w = x.shape[-2:]
+        crops = []
+        for i, (x1, y1, x2, y2) in enumerate(boxes):
+            c0, r0 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+            c1, r1 = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
+            if c1 <= c0 or r1 <= r0:
+                raise InputError(f"boxes[{i}] = {[float(v) for v in (x1, y1, x2, y2)]} lies "
+                                 f"outside the "
+                                 f"{w}x{h} frame: nothing to crop")
+            crops.append(F.interpolate(x[None, :, r0:r1, c0:c1], size=size, mode="bilinear",
+                                       align_corners=False))
+        batch = (torch.cat(crops) - self.mean) / self.std
+        out = self.trunk(batch)
+        return self.head(out) if self.head is not None else out
+
+
 class FasterRCNNExtractor(nn.Module):
     """A torchvision Faster R-CNN (FPN) whose box-head RoI features serve as appearance.
 
@@ -426,8 +460,10 @@ class FasterRCNNExtractor(nn.Module):
 
 def _images_to_tensor_list(images: Sequence[NDArray[np.uint8]], device: torch.device,
                            dtype: torch.dtype) -> list[torch.Tensor]:
-    return [torch.from_numpy(im).to(device).permute(2, 0, 1).to(dtype).div_(255.0)
-            for im in images]
+    # torch wants writable memory even though it only reads here; frames from
+    # Pillow are read-only, so those (only those) are copied.
+    return [torch.from_numpy(im if im.flags.writeable else im.copy()).to(device)
+            .permute(2, 0, 1).to(dtype).div_(255.0) for im in images]
 
 
 def _build_mobilenet(spec: BackboneSpec, state: Mapping | None, source: str,

@@ -127,7 +127,7 @@ def load_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))  # a writable array, unlike np.asarray
     except (OSError, UnidentifiedImageError) as e:
         raise DataFormatError(f"cannot read image {path}: {e}") from None
 

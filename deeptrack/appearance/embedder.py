@@ -173,6 +173,39 @@ class RoIEmbedder:
                     out[i] = part
         return out
 
+    def crop_features(self, image: NDArray[np.uint8], boxes: ArrayLike,
+                      size: tuple[int, int] = (256, 128)) -> NDArray[np.float32]:
+        """Return per-crop feature maps, the classic DeepSORT way (a baseline to compare with).
+
+        Each box is cropped from the frame (clipped to it), resized to ``size``
+        and the batch of crops goes through the whole network: N crops cost
+        about N * size pixels of backbone work, where :meth:`roi_features`
+        costs one frame. ``image_scale`` does not apply.
+
+        Args:
+            image: HxWx3 uint8 RGB frame.
+            boxes: (N, 4) float xyxy, each overlapping the frame.
+            size: (height, width) of each resized crop.
+
+        Returns:
+            (N, C, height / stride, width / stride) float32 (rounded up for odd sizes).
+
+        Raises:
+            ConfigError: for a Faster R-CNN backbone (its features are multi-scale).
+            InputError: bad image or boxes, or a box wholly outside the frame.
+        """
+        if self.spec.kind == "fpn":
+            raise ConfigError("crop_features is not offered for Faster R-CNN backbones")
+        img = check_image(image)
+        b = validate_xyxy(boxes)
+        if len(b) == 0:
+            stride = 2 * self.stride if self.spec.kind == "c4" else self.stride  # + layer4
+            return np.zeros((0, self.out_channels, *(-(-s // stride) for s in size)), np.float32)
+        self.n_forwards += 1
+        with torch.inference_mode():
+            out = self._model.crops(img, b, (int(size[0]), int(size[1])))
+        return out.float().cpu().numpy()
+
     def embed(self, image: NDArray[np.uint8], boxes: ArrayLike, mode: PoolingMode | str,
               **params: Any) -> NDArray[np.float32]:
         """Return (N, D) float32 unit embeddings: :meth:`roi_features`, then :func:`pool`.
