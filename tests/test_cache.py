@@ -37,7 +37,7 @@ class FakeEmbedder:
         if self.fail_after is not None and self.calls > self.fail_after:
             raise RuntimeError("backbone crashed")
         out = []
-        for im, b in zip(images, boxes_list):
+        for im, b in zip(images, boxes_list, strict=False):
             base = im.mean() / 255 + b.sum(axis=1) / 1000  # one value per box
             m = base[:, None, None, None] * np.arange(1, 13).reshape(1, 3, 2, 2)
             out.append((self.scale * m).astype(np.float32))
@@ -79,7 +79,7 @@ def test_hit_returns_identical_arrays_and_runs_no_forward(sequence, tmp_path):
     assert not first.from_cache and emb.calls == 2
     second = extract_sequence(emb, paths, boxes, cache=cache)
     assert second.from_cache and emb.calls == 2  # no forward on a hit
-    for a, b in zip(first.maps, second.maps):
+    for a, b in zip(first.maps, second.maps, strict=False):
         np.testing.assert_array_equal(a, b)
     assert isinstance(second.data, np.memmap) and not second.data.flags.writeable
     # a fresh cache object (another process, say) hits too
@@ -225,8 +225,8 @@ def test_progress_and_errors(sequence, tmp_path):
     with pytest.raises(InputError, match="5 frames but 4 box arrays"):
         extract_sequence(FakeEmbedder(), paths, boxes[:4])
     with pytest.raises(InputError, match="boxes of frame 0"):
-        extract_sequence(FakeEmbedder(), paths, [np.ones((1, 3))] + boxes[1:])
-    with pytest.raises(DataFormatError, match="missing.png"):
+        extract_sequence(FakeEmbedder(), paths, [np.ones((1, 3)), *boxes[1:]])
+    with pytest.raises(DataFormatError, match=r"missing\.png"):
         extract_sequence(FakeEmbedder(), [*paths[:4], tmp_path / "missing.png"], boxes)
 
 
@@ -267,5 +267,5 @@ def test_load_image(tmp_path):
     assert img.shape == (4, 5, 3) and img.dtype == np.uint8 and img.max() == 7
     bad = tmp_path / "bad.jpg"
     bad.write_text("no image")
-    with pytest.raises(DataFormatError, match="bad.jpg"):
+    with pytest.raises(DataFormatError, match=r"bad\.jpg"):
         load_image(bad)

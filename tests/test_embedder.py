@@ -13,6 +13,15 @@ from deeptrack.config import AppearanceConfig
 from deeptrack.errors import ConfigError, InputError
 from deeptrack.types import Detections
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny test images run fastest on one thread, and share 2 cores better; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 RNG = np.random.default_rng(0)
 FRAMES = [RNG.integers(0, 256, size=(72, 96, 3), dtype=np.uint8) for _ in range(3)]
 OTHER = RNG.integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
@@ -45,7 +54,7 @@ def test_batch_equals_one_by_one(embedder):
     batch = embedder.roi_features_batch(frames, boxes)
     # 3 frames with boxes: 2 of size 72x96 in one forward (batch_size 2), 40x56 in another
     assert embedder.n_forwards - before == 2
-    for f, b, got in zip(frames, boxes, batch):
+    for f, b, got in zip(frames, boxes, batch, strict=False):
         np.testing.assert_allclose(got, embedder.roi_features(f, b), rtol=1e-4, atol=1e-5)
 
 
@@ -163,5 +172,5 @@ def test_detector_weights_file_roundtrip_and_class_count(detector, tmp_path):
     state["roi_heads.box_predictor.bbox_pred.weight"] = torch.randn(8, 1024)
     state["roi_heads.box_predictor.bbox_pred.bias"] = torch.zeros(8)
     torch.save(state, path)
-    dets = FasterRCNNDetector(cfg).detect(FRAMES[0], score_threshold=0.0)
-    assert set(dets.class_ids.tolist()) <= {1}
+    two = FasterRCNNDetector(cfg)
+    assert two._model.model.roi_heads.box_predictor.cls_score.out_features == 2

@@ -344,10 +344,9 @@ class MapExtractor(nn.Module):
             out = self.head(out)
         return out
 
-
     def crops(self, image: NDArray[np.uint8], boxes: NDArray[np.float64],
               size: tuple[int, int]) -> torch.Tensor:
-        """Per-crop baseline: crop each box, resize it to ``size``, run the whole network on the batch.
+        """Per-crop baseline: crop and resize each box, run the whole network on the crops.
 
         This is the classic DeepSORT arrangement (one forward over N resized
         crops), kept to measure the RoI path against. Boxes are clipped to the
@@ -369,9 +368,9 @@ class MapExtractor(nn.Module):
             c0, r0 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
             c1, r1 = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
             if c1 <= c0 or r1 <= r0:
-                raise InputError(f"boxes[{i}] = {[float(v) for v in (x1, y1, x2, y2)]} lies "
-                                 f"outside the "
-                                 f"{w}x{h} frame: nothing to crop")
+                box = [float(v) for v in (x1, y1, x2, y2)]
+                raise InputError(f"boxes[{i}] = {box} lies outside the {w}x{h} frame: "
+                                 f"nothing to crop")
             crops.append(F.interpolate(x[None, :, r0:r1, c0:c1], size=size, mode="bilinear",
                                        align_corners=False))
         batch = (torch.cat(crops) - self.mean) / self.std
@@ -409,7 +408,7 @@ class FasterRCNNExtractor(nn.Module):
             _images_to_tensor_list(images, param.device, param.dtype))
         features = self.model.backbone(image_list.tensors)
         ratios = [(rw / im.shape[1], rh / im.shape[0])
-                  for (rh, rw), im in zip(image_list.image_sizes, images)]
+                  for (rh, rw), im in zip(image_list.image_sizes, images, strict=False)]
         return image_list, features, ratios
 
     def forward(self, images: Sequence[NDArray[np.uint8]],
@@ -418,7 +417,7 @@ class FasterRCNNExtractor(nn.Module):
         image_list, features, ratios = self._features(images)
         dtype = image_list.tensors.dtype
         boxes = [torch.from_numpy(scale_boxes(b, sx, sy)).to(image_list.tensors.device, dtype)
-                 for b, (sx, sy) in zip(boxes_list, ratios)]
+                 for b, (sx, sy) in zip(boxes_list, ratios, strict=False)]
         return self.roi_pool(features, boxes, image_list.image_sizes)
 
     def detect(
@@ -449,7 +448,7 @@ class FasterRCNNExtractor(nn.Module):
         feats = self.roi_pool(features, [d["boxes"] for d in found], image_list.image_sizes)
         out = []
         start = 0
-        for d, (sx, sy) in zip(found, ratios):
+        for d, (sx, sy) in zip(found, ratios, strict=False):
             n = len(d["boxes"])
             boxes = scale_boxes(d["boxes"].double().cpu().numpy(), 1.0 / sx, 1.0 / sy)
             out.append((boxes, d["scores"].double().cpu().numpy(),

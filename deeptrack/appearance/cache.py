@@ -475,7 +475,7 @@ def extract_sequence(
             idx = busy[start:start + step]
             maps = embedder.roi_features_batch([load(image_paths[i]) for i in idx],
                                                [boxes[i] for i in idx])
-            for i, m in zip(idx, maps):
+            for i, m in zip(idx, maps, strict=False):
                 if m.shape != (counts[i], *shape):
                     raise InputError(f"embedder returned maps of shape {m.shape} for frame {i}, "
                                      f"expected {(int(counts[i]), *shape)}")

@@ -161,7 +161,7 @@ class RoIEmbedder:
         boxes = [validate_xyxy(b, name=f"boxes of image {i}") for i, b in enumerate(boxes_list)]
         out: list[NDArray[np.float32]] = [self._empty(len(b)) for b in boxes]
         groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (im, b) in enumerate(zip(imgs, boxes)):
+        for i, (im, b) in enumerate(zip(imgs, boxes, strict=False)):
             if len(b):
                 groups.setdefault(im.shape, []).append(i)
         for idx in groups.values():
@@ -169,7 +169,7 @@ class RoIEmbedder:
                 chunk = idx[s:s + self.batch_size]
                 maps = self._forward([imgs[i] for i in chunk], [boxes[i] for i in chunk])
                 ends = np.cumsum([len(boxes[i]) for i in chunk])
-                for i, part in zip(chunk, np.split(maps, ends[:-1])):
+                for i, part in zip(chunk, np.split(maps, ends[:-1]), strict=False):
                     out[i] = part
         return out
 
