@@ -54,6 +54,10 @@ class TrackerConfig:
         reference_fps: frame rate at which ``max_age``/``n_init`` are given.
         output_predicted: also output confirmed tracks that were only predicted
             this frame (their ``det_index`` is -1).
+        blas_threads: BLAS threads while ``update`` runs (restored after);
+            null leaves the process setting alone. The per-frame products are
+            small, so thread hand-offs cost more than they save: on 2 shared
+            cores one thread made update() 2-6x faster (bench_association.py).
         pooling: how RoI feature maps passed to ``update`` become vectors.
         gem_p: GeM exponent (``pooling: gem``).
         maxpool_kernel: kernel and stride of ``maxpool_flatten``.
@@ -75,6 +79,7 @@ class TrackerConfig:
     std_weight_velocity: float = 1.0 / 160
     reference_fps: float = 30.0
     output_predicted: bool = False
+    blas_threads: int | None = 1
     pooling: PoolingMode = PoolingMode.AVG
     gem_p: float = 3.0
     maxpool_kernel: int = 2
@@ -100,6 +105,8 @@ class TrackerConfig:
         _check(self.std_weight_velocity > 0, "std_weight_velocity",
                self.std_weight_velocity, "> 0")
         _check(self.reference_fps > 0, "reference_fps", self.reference_fps, "> 0")
+        _check(self.blas_threads is None or self.blas_threads >= 1, "blas_threads",
+               self.blas_threads, "null or an integer >= 1")
         try:
             object.__setattr__(self, "pooling", PoolingMode.parse(self.pooling))
         except ValueError as e:

@@ -300,3 +300,12 @@ def test_random_projection_reduces_the_dimension():
     rng = np.random.default_rng(1)
     tr.update(*frame(100), roi_features=rng.random((1, 8, 4, 4)))
     assert tr._gallery.dim == 16
+
+
+def test_blas_thread_limit_is_scoped_to_update():
+    from threadpoolctl import threadpool_info
+
+    before = [i["num_threads"] for i in threadpool_info()]
+    tr = Tracker(TrackerConfig(blas_threads=1))
+    tr.update(*frame(100), np.ones((1, 8)))
+    assert [i["num_threads"] for i in threadpool_info()] == before

@@ -8,6 +8,7 @@ appearance memory of StrongSORT (Du et al. 2023) as an option.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any, Protocol
@@ -31,6 +32,21 @@ logger = logging.getLogger(__name__)
 
 _CONFIRMED = int(TrackState.CONFIRMED)
 _TENTATIVE = int(TrackState.TENTATIVE)
+
+
+_BLAS_CONTROLLER: Any = None
+
+
+def _blas_threads(threads: int | None) -> contextlib.AbstractContextManager:
+    """Limit BLAS to ``threads`` threads inside the block (None: leave it alone)."""
+    global _BLAS_CONTROLLER
+    if threads is None:
+        return contextlib.nullcontext()
+    if _BLAS_CONTROLLER is None:  # scans the loaded BLAS libraries once per process
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=threads, user_api="blas")
 
 
 class Embedder(Protocol):
@@ -158,8 +174,11 @@ class Tracker:
                 changed within the sequence, appearance given on some frames
                 but not others). The tracker's state is then exactly as it was.
         """
-        dets, features = self._prepare(boxes, scores, embeddings, roi_features, image, embedder)
-        return self._step(dets, features)
+        with _blas_threads(self.config.blas_threads):
+            dets, features = self._prepare(
+                boxes, scores, embeddings, roi_features, image, embedder
+            )
+            return self._step(dets, features)
 
     def _prepare(self, boxes, scores, embeddings, roi_features, image, embedder):
         """Validate and embed one frame's input without touching the tracker's state."""
