@@ -41,7 +41,10 @@ def matching_cascade(
         if len(unmatched_dets) == 0:
             break
         rows = np.flatnonzero(frames_since_update == level)
-        m = solve(cost[np.ix_(rows, unmatched_dets)], max_cost, rows, unmatched_dets)
+        sub = cost[np.ix_(rows, unmatched_dets)]
+        if not (sub <= max_cost).any():  # nothing admissible: solving would match nothing
+            continue
+        m = solve(sub, max_cost, rows, unmatched_dets)
         if len(m.pairs):
             pairs.append(m.pairs)
             matched_rows[m.pairs[:, 0]] = True

@@ -118,15 +118,17 @@ class Gallery:
         if self.memory == "ema":
             dense = 1.0 - self._store[slots, 0] @ features.T
             return np.where(admissible & (self._count[slots] > 0)[:, None], dense, GATED)
-        rows = np.flatnonzero(admissible.any(axis=1))
-        for i in rows:
-            slot = slots[i]
-            k = self._count[slot]
+        rows, cols = np.nonzero(admissible)  # row-major: each track's pairs are contiguous
+        if len(rows) == 0:
+            return cost
+        cuts = np.flatnonzero(np.diff(rows)) + 1
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(rows)]):
+            i = rows[lo]
+            k = self._count[slots[i]]
             if k == 0:
                 continue
-            cols = np.flatnonzero(admissible[i])
-            sims = self._store[slot, :k] @ features[cols].T
-            cost[i, cols] = 1.0 - sims.max(axis=0)
+            c = cols[lo:hi]
+            cost[i, c] = 1.0 - (self._store[slots[i], :k] @ features[c].T).max(axis=0)
         return cost
 
     def features(self, slot: int) -> NDArray[np.float32]:
