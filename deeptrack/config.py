@@ -137,6 +137,9 @@ class AppearanceConfig:
         batch_size: frames per forward.
         fp16: half precision on CUDA.
         cache_dir: where RoI feature maps are cached; null disables the cache.
+        cache_max_bytes: bound on the cache's total size (least recently used
+            entries go first); null: unbounded. For scale: ADL-Rundle-6's 4,902
+            boxes of MobileNetV2 1280x7x7 maps take 615 MB as float16.
     """
 
     backbone: str = "mobilenet_v2"
@@ -148,8 +151,11 @@ class AppearanceConfig:
     batch_size: int = 4
     fp16: bool = False
     cache_dir: str | None = None
+    cache_max_bytes: int | None = None
 
     def __post_init__(self) -> None:
+        _check(self.cache_max_bytes is None or self.cache_max_bytes >= 1, "cache_max_bytes",
+               self.cache_max_bytes, "null or an integer >= 1")
         _check(bool(self.backbone), "backbone", self.backbone, "a backbone name")
         _check(self.roi_size >= 1, "roi_size", self.roi_size, "an integer >= 1")
         _check(0.0 < self.image_scale <= 4.0, "image_scale", self.image_scale, "0 < value <= 4")

@@ -76,7 +76,8 @@ def sequence_features(
         raise DataFormatError(f"{seq.path}: no frames in img1/, cannot compute appearance")
     if embedder is None:
         embedder = RoIEmbedder(config)
-    cache = FeatureCache(config.cache_dir) if config.cache_dir else None
+    cache = (FeatureCache(config.cache_dir, config.cache_max_bytes) if config.cache_dir
+             else None)
     boxes = [seq.detections(int(f)).boxes for f in seq.frames]
     extra = {"det_sha256": file_sha256(seq.det_path)} if seq.det_path else None
     return extract_sequence(embedder, seq.image_paths, boxes, cache=cache,
