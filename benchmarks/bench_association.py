@@ -45,6 +45,15 @@ def time_deep_sort_realtime(frames, warmup: int) -> float | None:
         from deep_sort_realtime.deepsort_tracker import DeepSort
     except ImportError:
         return None
+    from threadpoolctl import threadpool_limits
+
+    # Same BLAS threading as deeptrack's update() (blas_threads: 1), so the ratio
+    # compares the trackers, not OpenBLAS's thread hand-offs.
+    with threadpool_limits(1, user_api="blas"):
+        return _time_dsr(DeepSort, frames, warmup)
+
+
+def _time_dsr(DeepSort, frames, warmup: int) -> float:
     tracker = DeepSort(max_age=30, n_init=3, nn_budget=100, max_cosine_distance=0.2,
                        max_iou_distance=0.7, embedder=None)
     # Its input format is built before timing, as deeptrack's arrays are.
