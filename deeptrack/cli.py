@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 from deeptrack import __version__
 from deeptrack.config import RunConfig, load_yaml, to_dict
 from deeptrack.errors import ConfigError, DeepTrackError
+from deeptrack.io.mot import write_atomic, write_results
 from deeptrack.types import PoolingMode
 
 #: Pseudo pooling mode of ``compare``: no appearance at all (SORT-like).
@@ -39,19 +38,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------- helpers
-
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    """Write a file so that it is either whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def _progress(total: int, desc: str, quiet: bool):
     from tqdm import tqdm
@@ -175,11 +161,9 @@ def cmd_track(args: argparse.Namespace) -> int:
         print(f"{seq.name}: {run.frames} frames, {len(set(run.results.track_id.tolist()))} "
               f"tracks, {run.frames / max(run.seconds, 1e-9):.0f} frames/s (association)",
               file=sys.stderr)
-    from deeptrack.io.mot import write_results
-
     for seq, run in runs:
         write_results(out / f"{seq.path.name}.txt", run.results)
-    _write_atomic(out / "config.json", json.dumps(to_dict(cfg), indent=2, default=str))
+    write_atomic(out / "config.json", json.dumps(to_dict(cfg), indent=2, default=str))
     print(f"results for {len(runs)} sequence(s) written to {out}/")
     return 0
 
@@ -200,7 +184,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CLIError(str(e)) from None
     print(report.table())
     path = Path(args.json) if args.json else Path(args.results) / "metrics.json"
-    _write_atomic(path, json.dumps(report.to_dict(), indent=2))
+    write_atomic(path, json.dumps(report.to_dict(), indent=2))
     print(f"metrics written to {path}")
     return 0
 
@@ -294,15 +278,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows, results = _compare_rows(seqs, cfg, modes, args.quiet)
     print(_compare_table(rows))
     out = Path(args.out)
-    from deeptrack.io.mot import write_results
-
     for (mode, name), res in results.items():
         write_results(out / mode.replace(":", "_") / f"{name}.txt", res)
-    _write_atomic(out / "compare.json", json.dumps(
+    write_atomic(out / "compare.json", json.dumps(
         {"config": to_dict(cfg), "sequences": [s.name for s in seqs], "rows": rows},
         indent=2, default=str))
     title = f"{', '.join(s.name for s in seqs)} ({cfg.appearance.backbone}, {cfg.det_file})"
-    _write_atomic(out / "compare.png", _bar_chart(rows, title))
+    write_atomic(out / "compare.png", _bar_chart(rows, title))
     print(f"table, results and chart written to {out}/ (compare.json, compare.png)")
     return 0
 

@@ -32,3 +32,13 @@ def weights_root() -> Path:
     if path is None:
         pytest.skip("pretrained weights not found: set DEEPTRACK_WEIGHTS")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's torch work on one thread (tiny test images share 2 cores better); restore."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

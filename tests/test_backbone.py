@@ -16,14 +16,7 @@ from deeptrack.appearance.embedder import RoIEmbedder
 from deeptrack.config import AppearanceConfig
 from deeptrack.errors import ConfigError, WeightsError
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny test images run fastest on one thread, and share 2 cores better; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RNG = np.random.default_rng(0)
 IMAGE = RNG.integers(0, 256, size=(64, 80, 3), dtype=np.uint8)

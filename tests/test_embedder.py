@@ -13,14 +13,7 @@ from deeptrack.config import AppearanceConfig
 from deeptrack.errors import ConfigError, InputError
 from deeptrack.types import Detections
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny test images run fastest on one thread, and share 2 cores better; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RNG = np.random.default_rng(0)
 FRAMES = [RNG.integers(0, 256, size=(72, 96, 3), dtype=np.uint8) for _ in range(3)]

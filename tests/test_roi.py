@@ -11,14 +11,7 @@ from deeptrack.appearance.pooling import pool
 from deeptrack.appearance.roi import boxes_to_rois, roi_align_maps, scale_boxes
 from deeptrack.errors import InputError
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny test images run fastest on one thread, and share 2 cores better; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

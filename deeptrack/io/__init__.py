@@ -15,6 +15,7 @@ from deeptrack.io.mot import (
     read_detections,
     read_ground_truth,
     read_results,
+    write_atomic,
     write_results,
 )
 from deeptrack.io.sequence import (
@@ -40,5 +41,6 @@ __all__ = [
     "read_detections",
     "read_ground_truth",
     "read_results",
+    "write_atomic",
     "write_results",
 ]

@@ -502,6 +502,28 @@ def format_results(results: TrackResults) -> str:
     return "".join(lines)
 
 
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` so that the file is either whole or as it was.
+
+    The text goes to a temporary file in the same folder, which then replaces
+    ``path`` (``os.replace``); on any failure the temporary file is removed.
+    Missing parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write_results(path: str | Path, results: TrackResults) -> None:
     """Write results in the MOTChallenge format, atomically.
 
@@ -516,17 +538,5 @@ def write_results(path: str | Path, results: TrackResults) -> None:
             rounded to 6 decimals.
     """
     path = Path(path)
-    text = format_results(results)  # everything that can fail on the data fails here
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, format_results(results))  # formatting fails before any write
     logger.debug("wrote %d result rows to %s", len(results), path)
