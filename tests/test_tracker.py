@@ -309,3 +309,30 @@ def test_blas_thread_limit_is_scoped_to_update():
     tr = Tracker(TrackerConfig(blas_threads=1))
     tr.update(*frame(100), np.ones((1, 8)))
     assert [i["num_threads"] for i in threadpool_info()] == before
+
+
+def test_image_with_embedder_equals_passing_its_maps():
+    class CropMeans:
+        """A stand-in embedder: each box's map is its patch of the image, 2x2 cells."""
+
+        def roi_features(self, image, boxes):
+            maps = []
+            for x1, y1, x2, y2 in boxes.astype(int):
+                patch = image[y1:y2, x1:x2].astype(np.float32)
+                h, w = patch.shape[0] // 2, patch.shape[1] // 2
+                cells = [patch[i * h:(i + 1) * h, j * w:(j + 1) * w].mean((0, 1))
+                         for i in range(2) for j in range(2)]
+                maps.append(np.stack(cells, 1).reshape(3, 2, 2))
+            return np.array(maps, np.float32).reshape(-1, 3, 2, 2)
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (300, 800, 3), dtype=np.uint8)
+    with_image = Tracker(TrackerConfig(n_init=1), embedder=CropMeans())
+    with_maps = Tracker(TrackerConfig(n_init=1))
+    for f in range(4):
+        b, s = frame(100 + 4 * f, 400 + 4 * f)
+        a = with_image.update(b, s, image=image)
+        m = with_maps.update(b, s, roi_features=CropMeans().roi_features(image, b))
+        np.testing.assert_array_equal(a.track_ids, m.track_ids)
+    with pytest.raises(InputError, match="HxWx3 uint8"):
+        with_image.update(*frame(120), image=np.zeros((10, 10), np.uint8))
