@@ -126,8 +126,10 @@ class TrackOutput:
 
     Attributes:
         track_ids: (M,) int64 visible track ids (1, 2, 3 ...).
-        boxes: (M, 4) float64 xyxy; the matched detection's box, or the
-            Kalman prediction for a track that was only predicted.
+        boxes: (M, 4) float64 xyxy of the track's Kalman state: the posterior
+            after this frame's update (as DeepSORT reports it), or the
+            prediction for a track that was only predicted. The matched
+            detection's own box is ``detections.boxes[det_index]``.
         scores: (M,) float64 matched detection's score (the last matched
             score for a predicted track).
         det_index: (M,) int64 row of the input detection each track was

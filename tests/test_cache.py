@@ -107,6 +107,16 @@ def test_values_beyond_float16_are_stored_as_float32(sequence, tmp_path):
     np.testing.assert_array_equal(got.data, extract_sequence(emb, paths, boxes).data)
 
 
+def test_values_too_small_for_float16_are_stored_as_float32(sequence, tmp_path):
+    cache = FeatureCache(tmp_path / "c")
+    emb = FakeEmbedder(scale=1e-9)  # float16 would flush these to zero
+    fresh = extract_sequence(emb, *sequence, cache=cache)
+    assert fresh.data.dtype == np.float32
+    assert np.abs(np.asarray(fresh.data)).max() > 0
+    again = extract_sequence(emb, *sequence, cache=cache)
+    np.testing.assert_array_equal(np.asarray(again.data), np.asarray(fresh.data))
+
+
 def test_key_changes_miss(sequence, tmp_path):
     paths, boxes = sequence
     cache = FeatureCache(tmp_path / "cache")
