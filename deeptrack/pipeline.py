@@ -105,28 +105,34 @@ def track_sequence(
         The results and the run's cost. Without features or embeddings the
         tracker runs on motion and IoU alone.
     """
-    tracker = Tracker(config, frame_rate=seq.frame_rate)
+    def frames():
+        for i, frame in enumerate(seq.frames):
+            dets = seq.detections(int(frame))
+            if features is not None:
+                yield int(frame), (dets.boxes, dets.scores), {"roi_features": features[i]}
+            elif embeddings is not None:
+                yield int(frame), (dets.boxes, dets.scores, embeddings[i]), {}
+            else:
+                yield int(frame), (dets.boxes, dets.scores), {}
+
+    return _run(Tracker(config, frame_rate=seq.frame_rate), frames(), progress)
+
+
+def _run(tracker: Tracker, frames, progress: Callable[[int], None] | None = None) -> TrackRun:
+    """Feed ``(frame number, update args, update kwargs)`` to ``tracker``; time only update()."""
     outputs = []
     peak = 0
-    dim = 0
     elapsed = 0.0
-    for i, frame in enumerate(seq.frames):
-        dets = seq.detections(int(frame))
+    for frame, args, kwargs in frames:
         start = time.perf_counter()
-        if features is not None:
-            out = tracker.update(dets.boxes, dets.scores, roi_features=features[i])
-        elif embeddings is not None:
-            out = tracker.update(dets.boxes, dets.scores, embeddings[i])
-        else:
-            out = tracker.update(dets.boxes, dets.scores)
+        out = tracker.update(*args, **kwargs)
         elapsed += time.perf_counter() - start
-        outputs.append((int(frame), out))
+        outputs.append((frame, out))
         peak = max(peak, tracker.gallery_bytes)
         if progress is not None:
             progress(1)
-    if tracker._gallery.dim is not None:
-        dim = int(tracker._gallery.dim)
-    return TrackRun(TrackResults.from_outputs(outputs), elapsed, len(seq.frames), peak, dim)
+    return TrackRun(TrackResults.from_outputs(outputs), elapsed, len(outputs), peak,
+                    tracker.embedding_dim)
 
 
 def scene_ground_truth(scene: SyntheticScene) -> GroundTruth:
@@ -145,17 +151,9 @@ def scene_ground_truth(scene: SyntheticScene) -> GroundTruth:
 
 def track_scene(scene: SyntheticScene, config: TrackerConfig, use_appearance: bool) -> TrackRun:
     """Track a synthetic scene with or without its appearance vectors."""
-    tracker = Tracker(config, frame_rate=scene.frame_rate)
-    outputs = []
-    start = time.perf_counter()
-    peak = 0
-    for i, f in enumerate(scene.frames):
-        out = tracker.update(f.boxes, f.scores, f.embeddings if use_appearance else None)
-        outputs.append((i + 1, out))
-        peak = max(peak, tracker.gallery_bytes)
-    elapsed = time.perf_counter() - start
-    dim = scene.embedding_dim if use_appearance else 0
-    return TrackRun(TrackResults.from_outputs(outputs), elapsed, len(scene), peak, dim)
+    frames = ((i + 1, (f.boxes, f.scores, f.embeddings if use_appearance else None), {})
+              for i, f in enumerate(scene.frames))
+    return _run(Tracker(config, frame_rate=scene.frame_rate), frames)
 
 
 def with_overrides(config, **changes):

@@ -136,6 +136,11 @@ class Tracker:
         return self._tracks.nbytes + self._gallery.nbytes
 
     @property
+    def embedding_dim(self) -> int:
+        """Dimension of the appearance vectors compared in this sequence (0: none yet)."""
+        return 0 if self._gallery.dim is None else int(self._gallery.dim)
+
+    @property
     def gallery_bytes(self) -> int:
         """Bytes held by the appearance memory alone."""
         return self._gallery.nbytes
