@@ -8,6 +8,10 @@ from scipy.optimize import linear_sum_assignment
 
 from deeptrack.types import Matches
 
+#: Cost of an inadmissible pair. Finite, because scipy's linear_sum_assignment
+#: refuses rows that are all ``inf``, and far above any real cost.
+GATED = 1e5
+
 
 def solve(
     cost: NDArray[np.floating],
@@ -17,9 +21,10 @@ def solve(
 ) -> Matches:
     """Solve the linear assignment on ``cost`` and drop pairs costing more than ``max_cost``.
 
-    As in DeepSORT, every entry above ``max_cost`` is first clipped to just
+    As in DeepSORT, every entry above ``max_cost`` is first set to just
     above it, so inadmissible pairs cannot distort the optimum among the
-    admissible ones.
+    admissible ones: the matches kept are then a maximum-weight matching of
+    the admissible pairs with weights ``max_cost + 1e-5 - cost``.
 
     Args:
         cost: (T, N) cost matrix; gated pairs hold a large finite value.
@@ -35,7 +40,7 @@ def solve(
     det_idx = np.arange(n) if det_idx is None else np.asarray(det_idx, np.int64)
     if t == 0 or n == 0:
         return Matches(np.zeros((0, 2), np.int64), track_idx.copy(), det_idx.copy())
-    clipped = np.minimum(cost, max_cost + 1e-5)
+    clipped = np.where(cost > max_cost, max_cost + 1e-5, cost)
     rows, cols = linear_sum_assignment(clipped)
     ok = cost[rows, cols] <= max_cost
     rows, cols = rows[ok], cols[ok]
@@ -48,3 +53,60 @@ def solve(
         track_idx[~row_used],
         det_idx[~col_used],
     )
+
+
+def solve_pairs(
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    cost: NDArray[np.floating],
+    n_rows: int,
+    n_cols: int,
+    max_cost: float,
+) -> Matches:
+    """:func:`solve` for a sparse cost: only the listed pairs may match.
+
+    Gives the matches :func:`solve` gives on the dense (n_rows, n_cols)
+    matrix holding ``cost`` at the listed pairs and ``GATED`` elsewhere
+    (up to the choice among equally good optima), without building it: the
+    optimum is a maximum-weight matching of the admissible pairs (see
+    :func:`solve`), and a pair whose track and detection admit nothing else
+    belongs to every such matching. Only the pairs that compete for a track
+    or a detection go to the Hungarian solver, on the rows and columns
+    they involve.
+
+    Args:
+        rows: (P,) row of each pair, in ``0..n_rows-1``; pairs are distinct.
+        cols: (P,) column of each pair, in ``0..n_cols-1``.
+        cost: (P,) costs.
+        n_rows, n_cols: size of the problem.
+        max_cost: pairs with a cost above this are not matched.
+
+    Returns:
+        Matches labelled ``0..n_rows-1`` / ``0..n_cols-1``, pairs sorted by row.
+    """
+    return _sparse(rows, cols, cost, n_rows, n_cols, max_cost, None)
+
+
+def _sparse(rows, cols, cost, n_rows, n_cols, max_cost, dense_solver) -> Matches:
+    """Split off the uncontested pairs, solve the rest densely (shared with the cascade)."""
+    ok = cost <= max_cost
+    rows, cols, cost = rows[ok], cols[ok], cost[ok]
+    alone = (np.bincount(rows, minlength=n_rows)[rows] == 1) & (
+        np.bincount(cols, minlength=n_cols)[cols] == 1)
+    pairs = np.stack([rows[alone], cols[alone]], axis=1)
+    if not alone.all():
+        rest = ~alone
+        sub_rows, r = np.unique(rows[rest], return_inverse=True)
+        sub_cols, c = np.unique(cols[rest], return_inverse=True)
+        sub = np.full((len(sub_rows), len(sub_cols)), GATED)
+        sub[r, c] = cost[rest]
+        m = (solve(sub, max_cost, sub_rows, sub_cols) if dense_solver is None
+             else dense_solver(sub, sub_rows, sub_cols))
+        pairs = np.concatenate([pairs, m.pairs])
+        pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+    row_used = np.zeros(n_rows, bool)
+    row_used[pairs[:, 0]] = True
+    col_used = np.zeros(n_cols, bool)
+    col_used[pairs[:, 1]] = True
+    return Matches(pairs.astype(np.int64, copy=False), np.flatnonzero(~row_used),
+                   np.flatnonzero(~col_used))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from deeptrack.association.assign import solve
+from deeptrack.association.assign import _sparse, solve
 from deeptrack.types import Matches
 
 
@@ -52,3 +52,38 @@ def matching_cascade(
     pairs_arr = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
     pairs_arr[:, 0] = track_idx[pairs_arr[:, 0]]
     return Matches(pairs_arr, track_idx[~matched_rows], unmatched_dets)
+
+
+def matching_cascade_pairs(
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    cost: NDArray[np.float64],
+    frames_since_update: NDArray[np.int64],
+    n_dets: int,
+    max_cost: float,
+) -> Matches:
+    """:func:`matching_cascade` for a sparse cost: only the listed pairs may match.
+
+    The cascade's levels only ever compete for detections that two tracks
+    both admit, so a pair whose track and detection admit nothing else is
+    matched at whatever level its track is; the remaining pairs go through
+    :func:`matching_cascade` on the rows and columns they involve. The
+    result is the dense cascade's (up to the choice among equally good
+    optima), with tracks labelled by row ``0..T-1``.
+
+    Args:
+        rows: (P,) track row of each pair (distinct pairs).
+        cols: (P,) detection of each pair.
+        cost: (P,) costs.
+        frames_since_update: (T,) misses of each track.
+        n_dets: number of detections.
+        max_cost: pairs above it are not matched.
+    """
+    levels = np.asarray(frames_since_update)
+
+    def cascade(sub, sub_rows, sub_cols):
+        m = matching_cascade(sub, levels[sub_rows], max_cost, sub_rows)
+        return Matches(np.stack([m.pairs[:, 0], sub_cols[m.pairs[:, 1]]], axis=1),
+                       m.unmatched_tracks, sub_cols[m.unmatched_detections])
+
+    return _sparse(rows, cols, cost, len(levels), n_dets, max_cost, cascade)

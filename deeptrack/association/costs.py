@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from deeptrack.association.assign import GATED
 from deeptrack.boxes import iou_matrix
 
-#: Cost of an inadmissible pair. Finite, because scipy's linear_sum_assignment
-#: refuses rows that are all ``inf``, and far above any real cost.
-GATED = 1e5
+__all__ = ["GATED", "cosine_cost", "iou_cost", "l2_normalize"]
 
 
 def iou_cost(track_boxes: NDArray[np.float64], det_boxes: NDArray[np.float64]) -> NDArray:

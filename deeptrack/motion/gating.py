@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from deeptrack._arrays import nonzero_2d
+
 
 def chi2_quantile(q: float = 0.95, dof: int = 4) -> float:
     """Return the ``q`` quantile of the chi-square distribution with ``dof`` degrees of freedom."""
@@ -40,3 +42,60 @@ def mahalanobis_sq(
     chol = np.linalg.cholesky(proj_cov)
     z = np.linalg.solve(chol, np.swapaxes(diff, 1, 2))  # (T, 4, N)
     return np.einsum("tin,tin->tn", z, z)
+
+
+_EPS = np.finfo(np.float64).eps
+
+
+def gate_pairs(
+    proj_mean: NDArray[np.float64],
+    proj_cov: NDArray[np.float64],
+    xyah: NDArray[np.float64],
+    threshold: float,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The (track, detection) pairs whose squared Mahalanobis distance is within ``threshold``.
+
+    Returns exactly the pairs where ``mahalanobis_sq(...) <= threshold``, in
+    row-major order, without evaluating the four-term distance on the whole
+    (T, N) grid when S is diagonal: ``d = sum_k (x_k - m_k)^2 / s_k`` is
+    expanded into one (T, 9) x (9, N) product, which overestimates or
+    underestimates ``d`` by at most a rounding bound computed per track;
+    pairs within that bound of the gate are then recomputed with the exact
+    formula, so the decision is the same as the dense computation's.
+
+    Args:
+        proj_mean: (T, 4) projected means.
+        proj_cov: (T, 4) diagonals of S, or (T, 4, 4) full matrices.
+        xyah: (N, 4) detections.
+        threshold: the gate (chi-square quantile).
+
+    Returns:
+        ``(rows, cols)``: int64 indices of the admissible pairs.
+    """
+    t, n = len(proj_mean), len(xyah)
+    if t == 0 or n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if proj_cov.ndim == 3:
+        return nonzero_2d(mahalanobis_sq(proj_mean, proj_cov, xyah) <= threshold)
+    w = 1.0 / proj_cov
+    mw = proj_mean * w
+    x2 = xyah * xyah
+    a = np.concatenate([w, -2.0 * mw, np.einsum("tk,tk->t", mw, proj_mean)[:, None]], axis=1)
+    b = np.concatenate([x2, xyah, np.ones((n, 1))], axis=1).T.copy()
+    approx = a @ b
+    # Rounding error of the expansion: the sum of the absolute values of its
+    # terms, at most 2 * sum_k (x_k^2 + m_k^2) / s_k, times ~15 eps (inputs,
+    # products and a 9-term sum, in any order); the exact formula's own
+    # rounding adds ~8 eps * threshold. Twice both is the margin.
+    big = ((x2.max(axis=0)[None, :] + proj_mean * proj_mean) * w).sum(axis=1)
+    bound = _EPS * (64.0 * big + 16.0 * threshold)
+    rows, cols = nonzero_2d(approx <= (threshold + bound)[:, None])
+    if len(rows) == 0:
+        return rows, cols
+    m, s, x = proj_mean[rows], proj_cov[rows], xyah[cols]
+    exact = np.zeros(len(rows))
+    for k in range(4):  # the same operations, in the same order, as mahalanobis_sq
+        d = x[:, k] - m[:, k]
+        exact += d * d / s[:, k]
+    ok = exact <= threshold
+    return rows[ok], cols[ok]

@@ -16,14 +16,15 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from deeptrack.association.assign import solve
-from deeptrack.association.cascade import matching_cascade
-from deeptrack.association.costs import GATED, iou_cost, l2_normalize
+from deeptrack._arrays import nonzero_2d
+from deeptrack.association.assign import solve_pairs
+from deeptrack.association.cascade import matching_cascade_pairs
+from deeptrack.association.costs import iou_cost, l2_normalize
 from deeptrack.association.gallery import Gallery
-from deeptrack.boxes import xyah_to_xyxy, xyxy_to_xyah
+from deeptrack.boxes import iou_pairs, xyah_to_xyxy, xyxy_to_xyah
 from deeptrack.config import TrackerConfig
 from deeptrack.errors import InputError
-from deeptrack.motion.gating import mahalanobis_sq
+from deeptrack.motion.gating import gate_pairs
 from deeptrack.motion.kalman import BatchedKalman, FilterpyKalman
 from deeptrack.tracking.track import Track, TrackState, TrackTable
 from deeptrack.types import Detections, TrackOutput
@@ -320,13 +321,18 @@ class Tracker:
         return self._output()
 
     def _associate(self, dets: Detections, det_xyah: NDArray, features: NDArray | None):
-        """Return (pairs (K, 2) of (track row, det index), unmatched track rows, unmatched dets)."""
+        """Return (pairs (K, 2) of (track row, det index), unmatched track rows, unmatched dets).
+
+        Every stage works on the sparse list of admissible (track, detection)
+        pairs, not on (T, N) matrices: the gate admits a few detections per
+        track, and costs and assignments are computed for those only (the
+        result is the dense formulation's; tests compare the two).
+        """
         cfg = self.config
         t = self._tracks
         n = len(dets)
-        all_dets = np.arange(n)
         if len(t) == 0 or n == 0:
-            return np.zeros((0, 2), np.int64), np.arange(len(t)), all_dets
+            return np.zeros((0, 2), np.int64), np.arange(len(t)), np.arange(n)
 
         pred_boxes = xyah_to_xyxy(t.mean[:, :4])
         confirmed = np.flatnonzero(t.state == _CONFIRMED)
@@ -335,32 +341,39 @@ class Tracker:
         # Stage 1: matching cascade over confirmed tracks, motion-gated.
         if len(confirmed):
             proj_mean, proj_cov = self._kf.project(t.mean[confirmed], t.cov[confirmed])
-            admissible = mahalanobis_sq(proj_mean, proj_cov, det_xyah) <= cfg.gating_threshold
+            rows, cols = gate_pairs(proj_mean, proj_cov, det_xyah, cfg.gating_threshold)
             if features is not None:
-                cost = self._gallery.cost(t.slot[confirmed], features, admissible)
+                cost = self._gallery.pair_cost(t.slot[confirmed[rows]], cols, features)
                 max_cost = cfg.max_cosine_distance
             else:  # motion only: IoU takes the place of appearance in the cascade
-                cost = np.where(admissible, iou_cost(pred_boxes[confirmed], dets.boxes), GATED)
+                cost = 1.0 - iou_pairs(pred_boxes[confirmed[rows]], dets.boxes[cols])
                 max_cost = cfg.max_iou_distance
-            first = matching_cascade(
-                cost, t.frames_since_update[confirmed], max_cost, confirmed
+            first = matching_cascade_pairs(
+                rows, cols, cost, t.frames_since_update[confirmed], n, max_cost
             )
-            pairs1, missed, left = first.pairs, first.unmatched_tracks, first.unmatched_detections
+            pairs1 = first.pairs.copy()
+            pairs1[:, 0] = confirmed[pairs1[:, 0]]
+            missed, left = confirmed[first.unmatched_tracks], first.unmatched_detections
         else:
-            pairs1, missed, left = np.zeros((0, 2), np.int64), confirmed, all_dets
+            pairs1, missed, left = np.zeros((0, 2), np.int64), confirmed, np.arange(n)
 
         # Stage 2: IoU between the leftover detections and tentative tracks plus
         # confirmed tracks that were seen on the previous frame.
         recent = missed[t.frames_since_update[missed] == 1]
         stale = missed[t.frames_since_update[missed] != 1]
         candidates = np.concatenate([tentative, recent])
-        second = solve(
-            iou_cost(pred_boxes[candidates], dets.boxes[left]),
-            cfg.max_iou_distance, candidates, left,
-        )
-        pairs = np.concatenate([pairs1, second.pairs])
-        unmatched_tracks = np.concatenate([stale, second.unmatched_tracks])
-        return pairs, unmatched_tracks, second.unmatched_detections
+        if len(candidates) and len(left):
+            iou = iou_cost(pred_boxes[candidates], dets.boxes[left])
+            r, c = nonzero_2d(iou <= cfg.max_iou_distance)
+            second = solve_pairs(r, c, iou[r, c], len(candidates), len(left),
+                                 cfg.max_iou_distance)
+            pairs2 = np.stack([candidates[second.pairs[:, 0]], left[second.pairs[:, 1]]], axis=1)
+            unmatched2, left = candidates[second.unmatched_tracks], left[second.unmatched_detections]
+        else:
+            pairs2, unmatched2 = np.zeros((0, 2), np.int64), candidates
+        pairs = np.concatenate([pairs1, pairs2])
+        unmatched_tracks = np.concatenate([stale, unmatched2])
+        return pairs, unmatched_tracks, left
 
     def _output(self) -> TrackOutput:
         t = self._tracks
