@@ -14,7 +14,11 @@ from hypothesis import strategies as st
 
 from deeptrack._arrays import nonzero_2d
 from deeptrack.association.assign import GATED, solve, solve_pairs
-from deeptrack.association.cascade import matching_cascade, matching_cascade_pairs
+from deeptrack.association.cascade import (
+    matching_cascade,
+    matching_cascade_lazy,
+    matching_cascade_pairs,
+)
 from deeptrack.association.costs import cosine_cost
 from deeptrack.association.gallery import Gallery
 from deeptrack.boxes import iou_matrix, iou_pairs
@@ -169,3 +173,32 @@ def test_pair_cost_track_admitting_many_detections():
     cols = np.r_[np.arange(9), 3]
     got = g.pair_cost(s[rows], cols, dets)
     np.testing.assert_allclose(got, 1 - np.sum(stored[rows] * dets[cols], axis=1), rtol=1e-5)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=SEEDS, t=st.integers(0, 25), n=st.integers(0, 25),
+       density=st.sampled_from([0.05, 0.15, 0.5, 1.0]), max_level=st.integers(1, 6))
+def test_lazy_cascade_equals_dense_cascade_and_skips_taken_detections(
+        seed, t, n, density, max_level):
+    rng = np.random.default_rng(seed)
+    cost, rows, cols = _sparse_problem(rng, t, n, density)
+    levels = rng.integers(1, max_level + 1, t)
+    asked = []
+
+    def cost_of(r, c):
+        asked.extend(zip(r.tolist(), c.tolist()))
+        return cost[r, c]
+
+    lazy = matching_cascade_lazy(rows, cols, cost_of, levels, n, 0.2)
+    dense = matching_cascade(cost, levels, 0.2)
+    assert _pairs(lazy) == _pairs(dense)
+    assert sorted(lazy.unmatched_tracks.tolist()) == sorted(dense.unmatched_tracks.tolist())
+    assert sorted(lazy.unmatched_detections.tolist()) == sorted(
+        dense.unmatched_detections.tolist())
+    assert len(asked) == len(set(asked)) <= len(rows)  # each pair costed at most once
+    if len(rows):
+        top = levels[rows].min()
+        first_level = {(i, j) for i, j in zip(rows.tolist(), cols.tolist()) if levels[i] == top}
+        assert first_level <= set(asked)
+        taken = {j for i, j in _pairs(lazy) if levels[i] == top}
+        assert not any(j in taken and levels[i] != top for i, j in asked)

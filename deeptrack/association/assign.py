@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
@@ -62,6 +64,7 @@ def solve_pairs(
     n_rows: int,
     n_cols: int,
     max_cost: float,
+    dense_solver: Callable[..., Matches] | None = None,
 ) -> Matches:
     """:func:`solve` for a sparse cost: only the listed pairs may match.
 
@@ -80,15 +83,13 @@ def solve_pairs(
         cost: (P,) costs.
         n_rows, n_cols: size of the problem.
         max_cost: pairs with a cost above this are not matched.
+        dense_solver: ``dense_solver(sub_cost, sub_rows, sub_cols) -> Matches``
+            for the competing pairs, labelled by ``sub_rows``/``sub_cols``
+            (default :func:`solve`; the matching cascade passes itself).
 
     Returns:
-        Matches labelled ``0..n_rows-1`` / ``0..n_cols-1``, pairs sorted by row.
+        Matches labelled ``0..n_rows-1`` / ``0..n_cols-1``.
     """
-    return _sparse(rows, cols, cost, n_rows, n_cols, max_cost, None)
-
-
-def _sparse(rows, cols, cost, n_rows, n_cols, max_cost, dense_solver) -> Matches:
-    """Split off the uncontested pairs, solve the rest densely (shared with the cascade)."""
     ok = cost <= max_cost
     rows, cols, cost = rows[ok], cols[ok], cost[ok]
     alone = (np.bincount(rows, minlength=n_rows)[rows] == 1) & (

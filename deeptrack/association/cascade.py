@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
-from deeptrack.association.assign import _sparse, solve
+from deeptrack.association.assign import solve, solve_pairs
 from deeptrack.types import Matches
 
 
@@ -86,4 +88,47 @@ def matching_cascade_pairs(
         return Matches(np.stack([m.pairs[:, 0], sub_cols[m.pairs[:, 1]]], axis=1),
                        m.unmatched_tracks, sub_cols[m.unmatched_detections])
 
-    return _sparse(rows, cols, cost, len(levels), n_dets, max_cost, cascade)
+    return solve_pairs(rows, cols, cost, len(levels), n_dets, max_cost, cascade)
+
+
+def matching_cascade_lazy(
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    cost_of: Callable[[NDArray[np.int64], NDArray[np.int64]], NDArray[np.float64]],
+    frames_since_update: NDArray[np.int64],
+    n_dets: int,
+    max_cost: float,
+) -> Matches:
+    """:func:`matching_cascade_pairs`, computing the costs only of pairs the cascade can use.
+
+    The first level (the tracks seen most recently, usually nearly all of
+    them) is matched first; later levels only see the detections it left,
+    so the pairs of older tracks with detections already taken, often most
+    of their pairs since their gates have grown, are never costed.
+
+    Args:
+        rows, cols: (P,) the admissible pairs (distinct).
+        cost_of: ``cost_of(rows, cols) -> (len(rows),) costs``.
+        frames_since_update: (T,) misses of each track.
+        n_dets: number of detections.
+        max_cost: pairs above it are not matched.
+    """
+    levels = np.asarray(frames_since_update)
+    n_tracks = len(levels)
+    if len(rows) == 0:
+        return Matches(np.zeros((0, 2), np.int64), np.arange(n_tracks), np.arange(n_dets))
+    top = levels[rows] == levels[rows].min()
+    r, c = rows[top], cols[top]
+    pairs = solve_pairs(r, c, cost_of(r, c), n_tracks, n_dets, max_cost).pairs
+    if not top.all():
+        taken = np.zeros(n_dets, bool)
+        taken[pairs[:, 1]] = True
+        rest = ~top & ~taken[cols]
+        r, c = rows[rest], cols[rest]
+        later = matching_cascade_pairs(r, c, cost_of(r, c), levels, n_dets, max_cost).pairs
+        pairs = np.concatenate([pairs, later])
+    row_used = np.zeros(n_tracks, bool)
+    row_used[pairs[:, 0]] = True
+    col_used = np.zeros(n_dets, bool)
+    col_used[pairs[:, 1]] = True
+    return Matches(pairs, np.flatnonzero(~row_used), np.flatnonzero(~col_used))

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from deeptrack._arrays import nonzero_2d
 from deeptrack.association.assign import solve_pairs
-from deeptrack.association.cascade import matching_cascade_pairs
+from deeptrack.association.cascade import matching_cascade_lazy
 from deeptrack.association.costs import iou_cost, l2_normalize
 from deeptrack.association.gallery import Gallery
 from deeptrack.boxes import iou_pairs, xyah_to_xyxy, xyxy_to_xyah
@@ -343,13 +343,21 @@ class Tracker:
             proj_mean, proj_cov = self._kf.project(t.mean[confirmed], t.cov[confirmed])
             rows, cols = gate_pairs(proj_mean, proj_cov, det_xyah, cfg.gating_threshold)
             if features is not None:
-                cost = self._gallery.pair_cost(t.slot[confirmed[rows]], cols, features)
+                slots = t.slot[confirmed]
+
+                def cost_of(r, c):
+                    return self._gallery.pair_cost(slots[r], c, features)
+
                 max_cost = cfg.max_cosine_distance
             else:  # motion only: IoU takes the place of appearance in the cascade
-                cost = 1.0 - iou_pairs(pred_boxes[confirmed[rows]], dets.boxes[cols])
+                boxes = pred_boxes[confirmed]
+
+                def cost_of(r, c):
+                    return 1.0 - iou_pairs(boxes[r], dets.boxes[c])
+
                 max_cost = cfg.max_iou_distance
-            first = matching_cascade_pairs(
-                rows, cols, cost, t.frames_since_update[confirmed], n, max_cost
+            first = matching_cascade_lazy(
+                rows, cols, cost_of, t.frames_since_update[confirmed], n, max_cost
             )
             pairs1 = first.pairs.copy()
             pairs1[:, 0] = confirmed[pairs1[:, 0]]
