@@ -33,19 +33,21 @@ def xyxy_to_tlwh(xyxy: ArrayLike) -> NDArray[np.float64]:
 def xyxy_to_xyah(xyxy: ArrayLike) -> NDArray[np.float64]:
     """Convert (N, 4) xyxy boxes to (center x, center y, w/h, h)."""
     b = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-    w = b[:, 2] - b[:, 0]
-    h = b[:, 3] - b[:, 1]
-    return np.stack([b[:, 0] + 0.5 * w, b[:, 1] + 0.5 * h, w / h, h], axis=1)
+    wh = b[:, 2:] - b[:, :2]
+    out = np.empty_like(b)
+    out[:, :2] = b[:, :2] + 0.5 * wh
+    out[:, 2] = wh[:, 0] / wh[:, 1]
+    out[:, 3] = wh[:, 1]
+    return out
 
 
 def xyah_to_xyxy(xyah: ArrayLike) -> NDArray[np.float64]:
     """Convert (N, 4) (center x, center y, w/h, h) boxes to xyxy."""
     b = np.asarray(xyah, dtype=np.float64).reshape(-1, 4)
-    h = b[:, 3]
-    w = b[:, 2] * h
-    return np.stack(
-        [b[:, 0] - 0.5 * w, b[:, 1] - 0.5 * h, b[:, 0] + 0.5 * w, b[:, 1] + 0.5 * h], axis=1
-    )
+    half = b[:, 2:4].copy()
+    half[:, 0] *= b[:, 3]  # (w, h) = (a * h, h)
+    half *= 0.5
+    return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1)
 
 
 def iou_matrix(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
@@ -68,9 +70,7 @@ def iou_matrix(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return iou
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def iou_pairs(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -83,8 +83,7 @@ def iou_pairs(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.floa
     inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
     union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
              + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def validate_xyxy(boxes: ArrayLike, name: str = "boxes") -> NDArray[np.float64]:
@@ -99,6 +98,8 @@ def validate_xyxy(boxes: ArrayLike, name: str = "boxes") -> NDArray[np.float64]:
         b = b.reshape(0, 4)
     if b.ndim != 2 or b.shape[1] != 4:
         raise InputError(f"{name} must have shape (N, 4) in xyxy format, got shape {b.shape}")
+    if np.isfinite(b).all() and (b[:, 2:] > b[:, :2]).all():  # the common case, in 2 passes
+        return b
     bad = ~np.isfinite(b).all(axis=1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

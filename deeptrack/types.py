@@ -48,7 +48,8 @@ def _as_2d_float(x: Any, name: str, n: int) -> NDArray[np.float32]:
     if not np.issubdtype(a.dtype, np.number):
         raise InputError(f"{name} must be numeric, got dtype {a.dtype}")
     a = a.astype(np.float32, copy=False)
-    if n and not np.isfinite(a).all():
+    # A NaN or inf anywhere makes the sum non-finite (so may an overflow: then look closer).
+    if n and not np.isfinite(a.sum()) and not np.isfinite(a).all():
         i = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
         raise InputError(f"{name}[{i}] contains NaN or inf")
     return a
@@ -78,7 +79,7 @@ class Detections:
         scores = np.asarray(self.scores, dtype=np.float64)
         if scores.ndim == 0 or scores.shape != (n,):
             raise InputError(f"scores must have shape ({n},) to match boxes, got {scores.shape}")
-        if not np.isfinite(scores).all():
+        if not np.isfinite(scores.sum()) and not np.isfinite(scores).all():
             i = int(np.flatnonzero(~np.isfinite(scores))[0])
             raise InputError(f"scores[{i}] is NaN or inf")
         object.__setattr__(self, "boxes", boxes)

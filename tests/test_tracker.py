@@ -23,7 +23,7 @@ def snapshot(tr: Tracker):
     """Everything a failed update must leave as it was."""
     t = tr._tracks
     g = tr._gallery
-    cols = {k: v.copy() for k, v in vars(t).items()}
+    cols = {k: np.copy(v) for k, v in vars(t).items()}
     return (cols, g._store.copy(), g._count.copy(), g._pos.copy(), list(g._free), g.dim,
             tr._next_id, tr._frame, tr._uses_appearance)
 
@@ -305,10 +305,24 @@ def test_random_projection_reduces_the_dimension():
 def test_blas_thread_limit_is_scoped_to_update():
     from threadpoolctl import threadpool_info
 
-    before = [i["num_threads"] for i in threadpool_info()]
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen = []
+
+    class Spy:  # its roi_features runs inside update()
+        def roi_features(self, image, boxes):
+            seen.append(blas_threads())
+            return np.ones((len(boxes), 2, 1, 1), np.float32)
+
+    before = blas_threads()
     tr = Tracker(TrackerConfig(blas_threads=1))
     tr.update(*frame(100), np.ones((1, 8)))
-    assert [i["num_threads"] for i in threadpool_info()] == before
+    assert blas_threads() == before
+    tr.reset()
+    tr.update(*frame(100), image=np.zeros((200, 300, 3), np.uint8), embedder=Spy())
+    assert seen == [[1] * len(before)]
+    assert blas_threads() == before
 
 
 def test_image_with_embedder_equals_passing_its_maps():

@@ -88,26 +88,50 @@ def solve_pairs(
             (default :func:`solve`; the matching cascade passes itself).
 
     Returns:
-        Matches labelled ``0..n_rows-1`` / ``0..n_cols-1``.
+        Matches labelled ``0..n_rows-1`` / ``0..n_cols-1``, pairs sorted by row.
     """
+    r, c = match_pairs(rows, cols, cost, n_rows, n_cols, max_cost, dense_solver)
+    order = np.argsort(r, kind="stable")
+    return matches_from(r[order], c[order], n_rows, n_cols)
+
+
+def match_pairs(
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    cost: NDArray[np.floating],
+    n_rows: int,
+    n_cols: int,
+    max_cost: float,
+    dense_solver: Callable[..., Matches] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The matched (rows, cols) of :func:`solve_pairs`, in no particular order (the hot path)."""
     ok = cost <= max_cost
-    rows, cols, cost = rows[ok], cols[ok], cost[ok]
+    if not ok.all():
+        rows, cols, cost = rows[ok], cols[ok], cost[ok]
     alone = (np.bincount(rows, minlength=n_rows)[rows] == 1) & (
         np.bincount(cols, minlength=n_cols)[cols] == 1)
-    pairs = np.stack([rows[alone], cols[alone]], axis=1)
-    if not alone.all():
-        rest = ~alone
-        sub_rows, r = np.unique(rows[rest], return_inverse=True)
-        sub_cols, c = np.unique(cols[rest], return_inverse=True)
-        sub = np.full((len(sub_rows), len(sub_cols)), GATED)
-        sub[r, c] = cost[rest]
-        m = (solve(sub, max_cost, sub_rows, sub_cols) if dense_solver is None
-             else dense_solver(sub, sub_rows, sub_cols))
-        pairs = np.concatenate([pairs, m.pairs])
-        pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+    if alone.all():
+        return rows, cols
+    rest = ~alone
+    sub_rows, r = np.unique(rows[rest], return_inverse=True)
+    sub_cols, c = np.unique(cols[rest], return_inverse=True)
+    sub = np.full((len(sub_rows), len(sub_cols)), GATED)
+    sub[r, c] = cost[rest]
+    m = (solve(sub, max_cost, sub_rows, sub_cols) if dense_solver is None
+         else dense_solver(sub, sub_rows, sub_cols))
+    return (np.concatenate([rows[alone], m.pairs[:, 0]]),
+            np.concatenate([cols[alone], m.pairs[:, 1]]))
+
+
+def matches_from(
+    rows: NDArray[np.int64], cols: NDArray[np.int64], n_rows: int, n_cols: int
+) -> Matches:
+    """Build :class:`Matches` from matched ``rows``/``cols`` of an (n_rows, n_cols) problem."""
     row_used = np.zeros(n_rows, bool)
-    row_used[pairs[:, 0]] = True
+    row_used[rows] = True
     col_used = np.zeros(n_cols, bool)
-    col_used[pairs[:, 1]] = True
-    return Matches(pairs.astype(np.int64, copy=False), np.flatnonzero(~row_used),
-                   np.flatnonzero(~col_used))
+    col_used[cols] = True
+    pairs = np.empty((len(rows), 2), np.int64)
+    pairs[:, 0] = rows
+    pairs[:, 1] = cols
+    return Matches(pairs, np.flatnonzero(~row_used), np.flatnonzero(~col_used))

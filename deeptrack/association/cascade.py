@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from deeptrack.association.assign import solve, solve_pairs
+from deeptrack.association.assign import match_pairs, matches_from, solve, solve_pairs
 from deeptrack.types import Matches
 
 
@@ -113,22 +113,28 @@ def matching_cascade_lazy(
         n_dets: number of detections.
         max_cost: pairs above it are not matched.
     """
+    r, c = cascade_lazy(rows, cols, cost_of, frames_since_update, n_dets, max_cost)
+    order = np.argsort(r, kind="stable")
+    return matches_from(r[order], c[order], len(frames_since_update), n_dets)
+
+
+def cascade_lazy(rows, cols, cost_of, frames_since_update, n_dets, max_cost):
+    """The matched (rows, cols) of :func:`matching_cascade_lazy`, unordered (the hot path)."""
     levels = np.asarray(frames_since_update)
     n_tracks = len(levels)
     if len(rows) == 0:
-        return Matches(np.zeros((0, 2), np.int64), np.arange(n_tracks), np.arange(n_dets))
-    top = levels[rows] == levels[rows].min()
+        return rows, cols
+    lv = levels[rows]
+    top = lv == lv.min()
+    if top.all():
+        return match_pairs(rows, cols, cost_of(rows, cols), n_tracks, n_dets, max_cost)
     r, c = rows[top], cols[top]
-    pairs = solve_pairs(r, c, cost_of(r, c), n_tracks, n_dets, max_cost).pairs
-    if not top.all():
-        taken = np.zeros(n_dets, bool)
-        taken[pairs[:, 1]] = True
-        rest = ~top & ~taken[cols]
-        r, c = rows[rest], cols[rest]
-        later = matching_cascade_pairs(r, c, cost_of(r, c), levels, n_dets, max_cost).pairs
-        pairs = np.concatenate([pairs, later])
-    row_used = np.zeros(n_tracks, bool)
-    row_used[pairs[:, 0]] = True
-    col_used = np.zeros(n_dets, bool)
-    col_used[pairs[:, 1]] = True
-    return Matches(pairs, np.flatnonzero(~row_used), np.flatnonzero(~col_used))
+    r1, c1 = match_pairs(r, c, cost_of(r, c), n_tracks, n_dets, max_cost)
+    taken = np.zeros(n_dets, bool)
+    taken[c1] = True
+    rest = ~top & ~taken[cols]
+    if not rest.any():
+        return r1, c1
+    r, c = rows[rest], cols[rest]
+    m = matching_cascade_pairs(r, c, cost_of(r, c), levels, n_dets, max_cost)
+    return np.concatenate([r1, m.pairs[:, 0]]), np.concatenate([c1, m.pairs[:, 1]])

@@ -28,8 +28,13 @@ def l2_normalize(x: NDArray, name: str = "embeddings") -> NDArray[np.float32]:
         ValueError: a row has zero length, so it has no direction to compare.
     """
     x = np.asarray(x, dtype=np.float32)
-    norms = np.sqrt(np.einsum("nd,nd->n", x, x))
-    if (norms == 0).any():
-        i = int(np.flatnonzero(norms == 0)[0])
-        raise ValueError(f"{name}[{i}] is the zero vector; it has no direction to compare")
-    return x / norms[:, None]
+    sq = np.einsum("nd,nd->n", x, x)
+    if not ((sq > 0).all() and np.isfinite(sq).all()):
+        scale = np.abs(x).max(axis=1, keepdims=True)
+        if (scale == 0).any():
+            i = int(np.flatnonzero(scale == 0)[0])
+            raise ValueError(f"{name}[{i}] is the zero vector; it has no direction to compare")
+        # Squares below float32's range vanish, or above it overflow: rescale first.
+        x = x / scale
+        sq = np.einsum("nd,nd->n", x, x)
+    return x / np.sqrt(sq)[:, None]

@@ -91,6 +91,8 @@ class Gallery:
             pos = self._pos[slots]
             self._store[slots, pos] = features
             self._pos[slots] = (pos + 1) % self.budget
+        elif not count.any():  # new tracks: the average starts at their (unit) vector
+            self._store[slots, 0] = features
         else:
             mixed = self._store[slots, 0]  # a copy (fancy indexing)
             mixed *= self.ema_alpha

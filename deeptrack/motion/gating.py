@@ -45,6 +45,8 @@ def mahalanobis_sq(
 
 
 _EPS = np.finfo(np.float64).eps
+#: Below this many (track, detection) pairs the gate evaluates the dense formula.
+_DENSE_BELOW = 4096
 
 
 def gate_pairs(
@@ -75,7 +77,7 @@ def gate_pairs(
     t, n = len(proj_mean), len(xyah)
     if t == 0 or n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if proj_cov.ndim == 3:
+    if proj_cov.ndim == 3 or t * n <= _DENSE_BELOW:  # small: the dense formula is cheaper
         return nonzero_2d(mahalanobis_sq(proj_mean, proj_cov, xyah) <= threshold)
     w = 1.0 / proj_cov
     mw = proj_mean * w

@@ -25,6 +25,11 @@ H = np.hstack([np.eye(_NDIM), np.zeros((_NDIM, _NDIM))])
 #: Transition matrix F for one frame (dt = 1): position += velocity.
 F = np.eye(2 * _NDIM)
 F[:_NDIM, _NDIM:] = np.eye(_NDIM)
+#: Noise standard deviations that do not scale with the height: the aspect
+#: ratio's (and its velocity's), as in DeepSORT. Adding 0 to the scaled ones
+#: leaves them exact.
+_CONST_STD = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
+_CONST_STD_MEASUREMENT = np.array([0, 0, 1e-1, 0])
 
 
 class KalmanModel:
@@ -48,30 +53,32 @@ class KalmanModel:
         Returns:
             mean (N, 8) with zero velocity, cov (N, 8, 8) diagonal.
         """
-        xyah = np.asarray(xyah, dtype=np.float64).reshape(-1, _NDIM)
-        n = len(xyah)
-        mean = np.concatenate([xyah, np.zeros((n, _NDIM))], axis=1)
-        h = xyah[:, 3]
-        wp, wv = 2 * self.std_weight_position * h, 10 * self.std_weight_velocity * h
-        std = np.stack([wp, wp, np.full(n, 1e-2), wp, wv, wv, np.full(n, 1e-5), wv], axis=1)
-        cov = np.zeros((n, 8, 8))
+        mean, var = self._initiate(xyah)
+        cov = np.zeros((len(mean), 8, 8))
         idx = np.arange(8)
-        cov[:, idx, idx] = std**2
+        cov[:, idx, idx] = var
         return mean, cov
+
+    def _initiate(self, xyah: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+        """Return the (N, 8) means and (N, 8) diagonal initial variances."""
+        xyah = np.asarray(xyah, dtype=np.float64).reshape(-1, _NDIM)
+        mean = np.zeros((len(xyah), 2 * _NDIM))
+        mean[:, :_NDIM] = xyah
+        wp, wv = 2 * self.std_weight_position, 10 * self.std_weight_velocity
+        std = xyah[:, 3:4] * np.array([wp, wp, 0, wp, wv, wv, 0, wv]) + _CONST_STD
+        return mean, std * std
 
     def process_noise(self, mean: NDArray[np.float64]) -> NDArray[np.float64]:
         """Return (T, 8) diagonal of Q for states ``mean`` (T, 8), scaled by their heights."""
-        h = mean[:, 3]
-        n = len(mean)
-        p, v = self.std_weight_position * h, self.std_weight_velocity * h
-        std = np.stack([p, p, np.full(n, 1e-2), p, v, v, np.full(n, 1e-5), v], axis=1)
-        return std**2
+        p, v = self.std_weight_position, self.std_weight_velocity
+        std = mean[:, 3:4] * np.array([p, p, 0, p, v, v, 0, v]) + _CONST_STD
+        return std * std
 
     def measurement_noise(self, mean: NDArray[np.float64]) -> NDArray[np.float64]:
         """Return (T, 4) diagonal of R for states ``mean`` (T, 8), scaled by their heights."""
-        p = self.std_weight_position * mean[:, 3]
-        std = np.stack([p, p, np.full(len(mean), 1e-1), p], axis=1)
-        return std**2
+        p = self.std_weight_position
+        std = mean[:, 3:4] * np.array([p, p, 0, p]) + _CONST_STD_MEASUREMENT
+        return std * std
 
 
 class BatchedKalman(KalmanModel):
@@ -92,8 +99,11 @@ class BatchedKalman(KalmanModel):
 
     def initiate(self, xyah: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
         """Create states from measurements; cov is compact (N, 3, 4)."""
-        mean, full = super().initiate(xyah)
-        return mean, to_compact(full)
+        mean, var = self._initiate(xyah)
+        cov = np.zeros((len(mean), 3, _NDIM))
+        cov[:, 0] = var[:, :_NDIM]
+        cov[:, 2] = var[:, _NDIM:]
+        return mean, cov
 
     def predict(self, mean: NDArray, cov: NDArray) -> tuple[NDArray, NDArray]:
         """Run one prediction step: ``x = F x``, ``P = F P F^T + Q``.

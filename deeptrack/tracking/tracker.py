@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from deeptrack._arrays import nonzero_2d
-from deeptrack.association.assign import solve_pairs
-from deeptrack.association.cascade import matching_cascade_lazy
+from deeptrack.association.assign import match_pairs
+from deeptrack.association.cascade import cascade_lazy
 from deeptrack.association.costs import iou_cost, l2_normalize
 from deeptrack.association.gallery import Gallery
 from deeptrack.boxes import iou_pairs, xyah_to_xyxy, xyxy_to_xyah
@@ -26,28 +26,57 @@ from deeptrack.config import TrackerConfig
 from deeptrack.errors import InputError
 from deeptrack.motion.gating import gate_pairs
 from deeptrack.motion.kalman import BatchedKalman, FilterpyKalman
-from deeptrack.tracking.track import Track, TrackState, TrackTable
+from deeptrack.tracking.track import INT_COLUMNS, Track, TrackState, TrackTable
 from deeptrack.types import Detections, TrackOutput
 
 logger = logging.getLogger(__name__)
 
 _CONFIRMED = int(TrackState.CONFIRMED)
 _TENTATIVE = int(TrackState.TENTATIVE)
+# Positions of the integer columns in TrackTable.ints.
+_STATE, _ID, _HITS, _AGE, _FSU, _SLOT, _DET = (
+    INT_COLUMNS.index(c) for c in
+    ("state", "track_id", "hits", "age", "frames_since_update", "slot", "det_index"))
+assert _FSU == _AGE + 1
+_NO_MATCH = (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
-_BLAS_CONTROLLER: Any = None
+_BLAS_LIBS: list | None = None
+
+
+class _BlasThreads:
+    """Limit the loaded BLAS libraries to ``threads`` threads inside the block, then restore.
+
+    threadpoolctl's ``limit()`` took ~25 us per call here (it re-reads every
+    library's settings); this keeps the library handles, found once per
+    process, and only reads and sets their thread counts (~3 us).
+    """
+
+    def __init__(self, threads: int) -> None:
+        global _BLAS_LIBS
+        if _BLAS_LIBS is None:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS_LIBS = [c for c in ThreadpoolController().lib_controllers
+                          if c.user_api == "blas"]
+        self.threads = threads
+        self.previous: list[int] = []
+
+    def __enter__(self) -> None:
+        self.previous = [lib.get_num_threads() for lib in _BLAS_LIBS]
+        for lib, n in zip(_BLAS_LIBS, self.previous):
+            if n != self.threads:
+                lib.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: object) -> None:
+        for lib, n in zip(_BLAS_LIBS, self.previous):
+            if n != self.threads:
+                lib.set_num_threads(n)
 
 
 def _blas_threads(threads: int | None) -> contextlib.AbstractContextManager:
     """Limit BLAS to ``threads`` threads inside the block (None: leave it alone)."""
-    global _BLAS_CONTROLLER
-    if threads is None:
-        return contextlib.nullcontext()
-    if _BLAS_CONTROLLER is None:  # scans the loaded BLAS libraries once per process
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER.limit(limits=threads, user_api="blas")
+    return contextlib.nullcontext() if threads is None else _BlasThreads(threads)
 
 
 class Embedder(Protocol):
@@ -260,68 +289,72 @@ class Tracker:
 
     def _step(self, dets: Detections, features: NDArray[np.float32] | None) -> TrackOutput:
         t = self._tracks
+        n = len(dets)
         self._frame += 1
-        if len(dets) and self._uses_appearance is None:
+        if n and self._uses_appearance is None:
             self._uses_appearance = features is not None
 
+        ints = t.ints
         if len(t):
             t.mean, t.cov = self._kf.predict(t.mean, t.cov)
-            t.age += 1
-            t.frames_since_update += 1
-        t.det_index[:] = -1
+            ints[:, _AGE:_FSU + 1] += 1  # age and frames_since_update
+            ints[:, _DET] = -1
 
         det_xyah = xyxy_to_xyah(dets.boxes)
-        pairs, unmatched_tracks, unmatched_dets = self._associate(dets, det_xyah, features)
+        ti, di = self._associate(dets, det_xyah, features)
 
         # Update matched tracks.
-        if len(pairs):
-            ti, di = pairs[:, 0], pairs[:, 1]
-            t.mean[ti], t.cov[ti] = self._kf.update(t.mean[ti], t.cov[ti], det_xyah[di])
-            t.hits[ti] += 1
-            t.frames_since_update[ti] = 0
-            t.score[ti] = dets.scores[di]
-            t.det_index[ti] = di
+        if len(ti):
+            mean, cov = self._kf.update(t.mean[ti], t.cov[ti], det_xyah[di])
+            t.set_rows(ti, mean, cov, dets.scores[di])
+            ints[ti, _HITS] += 1
+            ints[ti, _FSU] = 0
+            ints[ti, _DET] = di
             if features is not None:
-                self._gallery.add(t.slot[ti], features[di])
+                self._gallery.add(ints[ti, _SLOT], features[di])
 
-        # Lifecycle of the unmatched: a tentative track dies at its first miss.
-        delete = np.zeros(len(t), bool)
-        if len(unmatched_tracks):
-            um = unmatched_tracks
-            delete[um] = (t.state[um] == _TENTATIVE) | (t.frames_since_update[um] > self.max_age)
+        # Lifecycle of the unmatched: a tentative track dies at its first miss (a matched
+        # track has frames_since_update 0, so neither test can delete it).
+        state, fsu = ints[:, _STATE], ints[:, _FSU]
+        delete = (fsu > 0) & ((state == _TENTATIVE) | (fsu > self.max_age))
 
         # New tentative tracks from unmatched detections.
-        if len(unmatched_dets):
-            k = len(unmatched_dets)
-            mean, cov = self._kf.initiate(det_xyah[unmatched_dets])
-            slots = (self._gallery.allocate(k, features.shape[1]) if features is not None
-                     else np.full(k, -1, np.int64))
+        if len(ti) < n:
+            new = np.ones(n, bool)
+            new[di] = False
+            nd = np.flatnonzero(new)
+            k = len(nd)
+            mean, cov = self._kf.initiate(det_xyah[nd])
             if features is not None:
-                self._gallery.add(slots, features[unmatched_dets])
+                slots = self._gallery.allocate(k, features.shape[1])
+                self._gallery.add(slots, features[nd])
+            else:
+                slots = np.full(k, -1, np.int64)
             t.append(
-                mean=mean, cov=cov, state=np.full(k, _TENTATIVE), track_id=np.zeros(k),
-                hits=np.ones(k), age=np.ones(k), frames_since_update=np.zeros(k),
-                score=dets.scores[unmatched_dets], slot=slots, det_index=unmatched_dets,
+                mean=mean, cov=cov, state=_TENTATIVE, track_id=0, hits=1, age=1,
+                frames_since_update=0, score=dets.scores[nd], slot=slots, det_index=nd,
             )
             delete = np.concatenate([delete, np.zeros(k, bool)])
+            ints = t.ints
+            state = ints[:, _STATE]
 
         # Confirmation after n_init consecutive hits; ids are given only now, in creation order.
-        confirm = (t.state == _TENTATIVE) & (t.hits >= self.n_init) & ~delete
+        confirm = (state == _TENTATIVE) & (ints[:, _HITS] >= self.n_init) & ~delete
         if confirm.any():
             rows = np.flatnonzero(confirm)
-            t.state[rows] = _CONFIRMED
-            t.track_id[rows] = np.arange(self._next_id, self._next_id + len(rows))
+            ints[rows, _STATE] = _CONFIRMED
+            ints[rows, _ID] = np.arange(self._next_id, self._next_id + len(rows))
             self._next_id += len(rows)
 
         if delete.any():
-            freed = t.slot[delete]
+            freed = ints[delete, _SLOT]
             self._gallery.release(freed[freed >= 0])
             t.keep(~delete)
 
         return self._output()
 
     def _associate(self, dets: Detections, det_xyah: NDArray, features: NDArray | None):
-        """Return (pairs (K, 2) of (track row, det index), unmatched track rows, unmatched dets).
+        """Return the matched (track rows, detection indices) of this frame.
 
         Every stage works on the sparse list of admissible (track, detection)
         pairs, not on (T, N) matrices: the gate admits a few detections per
@@ -332,18 +365,20 @@ class Tracker:
         t = self._tracks
         n = len(dets)
         if len(t) == 0 or n == 0:
-            return np.zeros((0, 2), np.int64), np.arange(len(t)), np.arange(n)
+            return _NO_MATCH
 
+        ints = t.ints
+        state, fsu = ints[:, _STATE], ints[:, _FSU]
         pred_boxes = xyah_to_xyxy(t.mean[:, :4])
-        confirmed = np.flatnonzero(t.state == _CONFIRMED)
-        tentative = np.flatnonzero(t.state == _TENTATIVE)
+        confirmed = np.flatnonzero(state == _CONFIRMED)
 
         # Stage 1: matching cascade over confirmed tracks, motion-gated.
+        ti, di = _NO_MATCH
         if len(confirmed):
             proj_mean, proj_cov = self._kf.project(t.mean[confirmed], t.cov[confirmed])
             rows, cols = gate_pairs(proj_mean, proj_cov, det_xyah, cfg.gating_threshold)
             if features is not None:
-                slots = t.slot[confirmed]
+                slots = ints[confirmed, _SLOT]
 
                 def cost_of(r, c):
                     return self._gallery.pair_cost(slots[r], c, features)
@@ -356,32 +391,22 @@ class Tracker:
                     return 1.0 - iou_pairs(boxes[r], dets.boxes[c])
 
                 max_cost = cfg.max_iou_distance
-            first = matching_cascade_lazy(
-                rows, cols, cost_of, t.frames_since_update[confirmed], n, max_cost
-            )
-            pairs1 = first.pairs.copy()
-            pairs1[:, 0] = confirmed[pairs1[:, 0]]
-            missed, left = confirmed[first.unmatched_tracks], first.unmatched_detections
-        else:
-            pairs1, missed, left = np.zeros((0, 2), np.int64), confirmed, np.arange(n)
+            r, di = cascade_lazy(rows, cols, cost_of, fsu[confirmed], n, max_cost)
+            ti = confirmed[r]
 
-        # Stage 2: IoU between the leftover detections and tentative tracks plus
-        # confirmed tracks that were seen on the previous frame.
-        recent = missed[t.frames_since_update[missed] == 1]
-        stale = missed[t.frames_since_update[missed] != 1]
-        candidates = np.concatenate([tentative, recent])
-        if len(candidates) and len(left):
-            iou = iou_cost(pred_boxes[candidates], dets.boxes[left])
+        # Stage 2: IoU between the leftover detections and the unmatched tracks seen on
+        # the previous frame: tentative ones (which are always) and confirmed ones.
+        candidate = fsu == 1
+        candidate[ti] = False
+        left = np.ones(n, bool)
+        left[di] = False
+        if candidate.any() and left.any():
+            cand, rest = np.flatnonzero(candidate), np.flatnonzero(left)
+            iou = iou_cost(pred_boxes[cand], dets.boxes[rest])
             r, c = nonzero_2d(iou <= cfg.max_iou_distance)
-            second = solve_pairs(r, c, iou[r, c], len(candidates), len(left),
-                                 cfg.max_iou_distance)
-            pairs2 = np.stack([candidates[second.pairs[:, 0]], left[second.pairs[:, 1]]], axis=1)
-            unmatched2, left = candidates[second.unmatched_tracks], left[second.unmatched_detections]
-        else:
-            pairs2, unmatched2 = np.zeros((0, 2), np.int64), candidates
-        pairs = np.concatenate([pairs1, pairs2])
-        unmatched_tracks = np.concatenate([stale, unmatched2])
-        return pairs, unmatched_tracks, left
+            r, c = match_pairs(r, c, iou[r, c], len(cand), len(rest), cfg.max_iou_distance)
+            ti, di = np.concatenate([ti, cand[r]]), np.concatenate([di, rest[c]])
+        return ti, di
 
     def _output(self) -> TrackOutput:
         t = self._tracks
