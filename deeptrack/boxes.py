@@ -64,9 +64,9 @@ def iou_matrix(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
+    wh = np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2])
+    np.maximum(wh, 0.0, out=wh)
+    inter = wh[..., 0] * wh[..., 1]
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
@@ -78,9 +78,9 @@ def iou_pairs(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.floa
 
     The same arithmetic as :func:`iou_matrix`, so the values are identical.
     """
-    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
+    wh = np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2])
+    np.maximum(wh, 0.0, out=wh)
+    inter = wh[:, 0] * wh[:, 1]
     union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
              + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter)
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)

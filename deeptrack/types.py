@@ -39,7 +39,12 @@ class PoolingMode(str, Enum):
             raise ValueError(f"unknown pooling mode {value!r}; expected one of: {valid}") from None
 
 
-def _as_2d_float(x: Any, name: str, n: int) -> NDArray[np.float32]:
+def as_2d_float(x: Any, name: str, n: int, *, check_finite: bool = True) -> NDArray[np.float32]:
+    """Return ``x`` as a (n, D) float32 array, or raise an ``InputError`` naming ``name``.
+
+    ``check_finite=False`` leaves the NaN/inf check to the caller (the
+    tracker folds it into the normalisation, which reads the array anyway).
+    """
     a = np.asarray(x)
     if a.ndim != 2:
         raise InputError(f"{name} must have shape (N, D), got shape {a.shape}")
@@ -49,7 +54,7 @@ def _as_2d_float(x: Any, name: str, n: int) -> NDArray[np.float32]:
         raise InputError(f"{name} must be numeric, got dtype {a.dtype}")
     a = a.astype(np.float32, copy=False)
     # A NaN or inf anywhere makes the sum non-finite (so may an overflow: then look closer).
-    if n and not np.isfinite(a.sum()) and not np.isfinite(a).all():
+    if check_finite and n and not np.isfinite(a.sum()) and not np.isfinite(a).all():
         i = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
         raise InputError(f"{name}[{i}] contains NaN or inf")
     return a
@@ -85,7 +90,7 @@ class Detections:
         object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "scores", scores)
         if self.embeddings is not None:
-            object.__setattr__(self, "embeddings", _as_2d_float(self.embeddings, "embeddings", n))
+            object.__setattr__(self, "embeddings", as_2d_float(self.embeddings, "embeddings", n))
         if self.roi_features is not None:
             f = np.asarray(self.roi_features)
             if f.ndim != 4 or f.shape[0] != n:

@@ -226,7 +226,9 @@ BAD_INPUTS = {
     "nan score": (lambda b, s, e: (b, np.array([np.nan]), e), "scores"),
     "embedding rows": (lambda b, s, e: (b, s, np.ones((2, 8))), "embeddings"),
     "embedding dim": (lambda b, s, e: (b, s, np.ones((1, 9))), "dimension"),
-    "nan embedding": (lambda b, s, e: (b, s, np.full((1, 8), np.nan)), "embeddings"),
+    "nan embedding": (lambda b, s, e: (b, s, np.full((1, 8), np.nan)), r"embeddings\[0\].*NaN"),
+    "inf embedding": (lambda b, s, e: (b, s, np.r_[0, np.inf, np.ones(6)][None]), "NaN or inf"),
+    "text embedding": (lambda b, s, e: (b, s, np.full((1, 8), "a")), "numeric"),
     "zero embedding": (lambda b, s, e: (b, s, np.zeros((1, 8))), "zero"),
     "missing appearance": (lambda b, s, e: (b, s, None), "appearance"),
     "boxes shape": (lambda b, s, e: (np.ones((1, 5)), s, e), r"\(N, 4\)"),
@@ -350,3 +352,13 @@ def test_image_with_embedder_equals_passing_its_maps():
         np.testing.assert_array_equal(a.track_ids, m.track_ids)
     with pytest.raises(InputError, match="HxWx3 uint8"):
         with_image.update(*frame(120), image=np.zeros((10, 10), np.uint8))
+
+
+def test_tiny_and_huge_embeddings_are_normalised_not_rejected():
+    # Squares of 1e-30 underflow float32 and of 1e30 overflow it; the direction is still there.
+    for scale in (1e-30, 1e30):
+        tr = Tracker(TrackerConfig(n_init=1))
+        b, s = frame(100)
+        tr.update(b, s, np.r_[3.0, 4.0, np.zeros(6)][None] * scale)
+        np.testing.assert_allclose(tr._gallery.features(0), [[0.6, 0.8, 0, 0, 0, 0, 0, 0]],
+                                   rtol=1e-6)

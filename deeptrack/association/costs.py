@@ -25,11 +25,15 @@ def l2_normalize(x: NDArray, name: str = "embeddings") -> NDArray[np.float32]:
     """Return the rows of (N, D) ``x`` scaled to unit length, as float32.
 
     Raises:
-        ValueError: a row has zero length, so it has no direction to compare.
+        ValueError: a row has zero length, so it has no direction to compare,
+            or contains NaN or inf.
     """
     x = np.asarray(x, dtype=np.float32)
     sq = np.einsum("nd,nd->n", x, x)
     if not ((sq > 0).all() and np.isfinite(sq).all()):
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise ValueError(f"{name}[{int(np.flatnonzero(bad)[0])}] contains NaN or inf")
         scale = np.abs(x).max(axis=1, keepdims=True)
         if (scale == 0).any():
             i = int(np.flatnonzero(scale == 0)[0])

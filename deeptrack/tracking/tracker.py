@@ -27,7 +27,7 @@ from deeptrack.errors import InputError
 from deeptrack.motion.gating import gate_pairs
 from deeptrack.motion.kalman import BatchedKalman, FilterpyKalman
 from deeptrack.tracking.track import INT_COLUMNS, Track, TrackState, TrackTable
-from deeptrack.types import Detections, TrackOutput
+from deeptrack.types import Detections, TrackOutput, as_2d_float
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +221,14 @@ class Tracker:
                                       ("image", image)) if v is not None]
         if len(given) > 1:
             raise InputError(f"pass only one of embeddings, roi_features or image; got {given}")
-        dets = Detections(boxes, scores, embeddings=embeddings, roi_features=roi_features)
+        dets = Detections(boxes, scores, roi_features=roi_features)
         n = len(dets)
         features = None
-        if dets.embeddings is not None:
-            features = self._normalize(dets.embeddings, "embeddings")
+        if embeddings is not None:
+            # Checked here rather than by Detections: the normalisation reads every value
+            # anyway, and a NaN or inf makes the row's sum of squares non-finite.
+            vectors = as_2d_float(embeddings, "embeddings", n, check_finite=False)
+            features = self._normalize(vectors, "embeddings")
         elif dets.roi_features is not None:
             features = self._pool(dets.roi_features)
         elif image is not None:
