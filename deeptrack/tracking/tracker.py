@@ -65,12 +65,12 @@ class _BlasThreads:
     def __enter__(self) -> None:
         self.previous = [lib.get_num_threads() for lib in _BLAS_LIBS]
         for lib, n in zip(_BLAS_LIBS, self.previous):
-            if n != self.threads:
+            if n is not None and n != self.threads:  # None: the library cannot say
                 lib.set_num_threads(self.threads)
 
     def __exit__(self, *exc: object) -> None:
         for lib, n in zip(_BLAS_LIBS, self.previous):
-            if n != self.threads:
+            if n is not None and n != self.threads:
                 lib.set_num_threads(n)
 
 
