@@ -362,3 +362,19 @@ def test_tiny_and_huge_embeddings_are_normalised_not_rejected():
         tr.update(b, s, np.r_[3.0, 4.0, np.zeros(6)][None] * scale)
         np.testing.assert_allclose(tr._gallery.features(0), [[0.6, 0.8, 0, 0, 0, 0, 0, 0]],
                                    rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_init,output_predicted", [(1, False), (3, True), (5, False)])
+def test_output_is_sorted_by_id_and_ids_follow_creation_order(n_init, output_predicted):
+    # The tracker relies on confirmed rows being in id order (it does not sort): check it
+    # on a crowded scene with crossings, misses, false positives and appearance.
+    scene = make_scene(25, 300, seed=3, fp_per_frame=3, p_miss=0.15, p_occlusion=0.02)
+    tr = Tracker(TrackerConfig(n_init=n_init, output_predicted=output_predicted))
+    seen = 0
+    for f in scene.frames:
+        out = tr.update(f.boxes, f.scores, f.embeddings)
+        assert (np.diff(out.track_ids) > 0).all()
+        confirmed = [x.track_id for x in tr.tracks if x.state == TrackState.CONFIRMED]
+        assert confirmed == sorted(confirmed)
+        seen = max(seen, len(out))
+    assert seen >= 15

@@ -82,13 +82,19 @@ def matching_cascade_pairs(
         max_cost: pairs above it are not matched.
     """
     levels = np.asarray(frames_since_update)
+    return solve_pairs(rows, cols, cost, len(levels), n_dets, max_cost,
+                       _dense_cascade(levels, max_cost))
+
+
+def _dense_cascade(levels: NDArray[np.int64], max_cost: float):
+    """The dense solver :func:`match_pairs` calls on the competing pairs: the cascade itself."""
 
     def cascade(sub, sub_rows, sub_cols):
         m = matching_cascade(sub, levels[sub_rows], max_cost, sub_rows)
         return Matches(np.stack([m.pairs[:, 0], sub_cols[m.pairs[:, 1]]], axis=1),
                        m.unmatched_tracks, sub_cols[m.unmatched_detections])
 
-    return solve_pairs(rows, cols, cost, len(levels), n_dets, max_cost, cascade)
+    return cascade
 
 
 def matching_cascade_lazy(
@@ -136,5 +142,10 @@ def cascade_lazy(rows, cols, cost_of, frames_since_update, n_dets, max_cost):
     if not rest.any():
         return r1, c1
     r, c = rows[rest], cols[rest]
-    m = matching_cascade_pairs(r, c, cost_of(r, c), levels, n_dets, max_cost)
-    return np.concatenate([r1, m.pairs[:, 0]]), np.concatenate([c1, m.pairs[:, 1]])
+    cost = cost_of(r, c)
+    ok = cost <= max_cost  # often none: a lost track's gate holds only false positives
+    if not ok.any():
+        return r1, c1
+    r2, c2 = match_pairs(r[ok], c[ok], cost[ok], n_tracks, n_dets, max_cost,
+                         _dense_cascade(levels, max_cost))
+    return np.concatenate([r1, r2]), np.concatenate([c1, c2])

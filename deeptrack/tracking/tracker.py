@@ -38,7 +38,9 @@ _STATE, _ID, _HITS, _AGE, _FSU, _SLOT, _DET = (
     INT_COLUMNS.index(c) for c in
     ("state", "track_id", "hits", "age", "frames_since_update", "slot", "det_index"))
 assert _FSU == _AGE + 1
-_NO_MATCH = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+_NO_MATCH = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # shared: read-only
+for _a in _NO_MATCH:
+    _a.flags.writeable = False
 
 
 _BLAS_LIBS: list | None = None
@@ -419,10 +421,10 @@ class Tracker:
         rows = np.flatnonzero(show)
         if len(rows) == 0:
             return TrackOutput.empty()
-        rows = rows[np.argsort(t.track_id[rows], kind="stable")]
+        # Rows are in creation order, and every track is confirmed exactly n_init frames
+        # after its creation (a tentative track dies at its first miss), ids being given
+        # in row order: confirmed rows are already sorted by id (a test checks this).
+        ints = t.ints[rows]
         return TrackOutput(
-            t.track_id[rows].copy(),
-            xyah_to_xyxy(t.mean[rows, :4]),
-            t.score[rows].copy(),
-            t.det_index[rows].copy(),
+            ints[:, _ID], xyah_to_xyxy(t.mean[rows, :4]), t.score[rows], ints[:, _DET],
         )
