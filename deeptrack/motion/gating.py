@@ -32,10 +32,14 @@ def mahalanobis_sq(
     if len(proj_mean) == 0 or len(xyah) == 0:
         return np.zeros((len(proj_mean), len(xyah)))
     if proj_cov.ndim == 2:  # diagonal S: a sum over the four coordinates of (T, N) terms
-        d = xyah[None, :, :] - proj_mean[:, None, :]
-        d *= d
-        d /= proj_cov[:, None, :]
-        return d.sum(axis=2)
+        # (A (T, N, 4) expression is slower: numpy's loops over a length-4 axis are.)
+        out = np.zeros((len(proj_mean), len(xyah)))
+        for k in range(proj_mean.shape[1]):
+            d = xyah[None, :, k] - proj_mean[:, k, None]
+            d *= d
+            d /= proj_cov[:, k, None]
+            out += d
+        return out
     diff = xyah[None, :, :] - proj_mean[:, None, :]  # (T, N, 4)
     # Cholesky: S = L L^T, so d^T S^-1 d = |L^-1 d|^2; solve for all N at once per track.
     chol = np.linalg.cholesky(proj_cov)
@@ -93,8 +97,12 @@ def gate_pairs(
     rows, cols = nonzero_2d(approx <= (threshold + bound)[:, None])
     if len(rows) == 0:
         return rows, cols
-    d = xyah[cols] - proj_mean[rows]  # the same operations, in the same order, as above
-    d *= d
-    d /= proj_cov[rows]
-    ok = d.sum(axis=1) <= threshold
+    m, s, x = proj_mean[rows], proj_cov[rows], xyah[cols]
+    exact = np.zeros(len(rows))
+    for k in range(4):  # the same operations, in the same order, as mahalanobis_sq
+        d = x[:, k] - m[:, k]
+        d *= d
+        d /= s[:, k]
+        exact += d
+    ok = exact <= threshold
     return rows[ok], cols[ok]
