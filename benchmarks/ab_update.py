@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,10 @@ def main(argv=None) -> int:
               f"after {after:.3f} ms ({1e3 / after:.0f} fps)  speedup {before / after:.2f}x",
               flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"rounds": args.rounds, "rows": rows}, indent=2))
+        meta = {"command": " ".join(["python", "benchmarks/ab_update.py", *(argv or sys.argv[1:])]),
+                "python": sys.version.split()[0], "machine": platform.machine(),
+                "cpus": os.cpu_count()}
+        args.out.write_text(json.dumps({**meta, "rounds": args.rounds, "rows": rows}, indent=2))
     return 0
 
 
