@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deeptrack.errors import ConfigError
-from deeptrack.types import PoolingMode
+from deeptrack.types import PoolingMode, ResizeMode
 
 #: chi-square 0.95 quantile with 4 degrees of freedom (DeepSORT's gate on xyah).
 CHI2_95_4DOF = 9.4877
@@ -133,6 +133,11 @@ class AppearanceConfig:
         layer: which layer the RoIs are pooled from; null = the backbone's default.
         roi_size: RoIAlign output size (square).
         image_scale: frames are resized by this factor before the forward.
+        resize: how that resize resamples (``area``, ``bilinear`` or
+            ``bilinear_antialias``); part of the feature cache key. Area
+            averaging is the default: torch's antialiased bilinear filter
+            blurs more (mean cosine 0.954 between the two feature sets) and
+            cost IDF1 (benchmarks/results/peers.md).
         device: ``cpu`` or ``cuda``/``cuda:N``.
         batch_size: frames per forward.
         fp16: half precision on CUDA.
@@ -147,6 +152,7 @@ class AppearanceConfig:
     layer: str | None = None
     roi_size: int = 7
     image_scale: float = 1.0
+    resize: ResizeMode = ResizeMode.AREA
     device: str = "cpu"
     batch_size: int = 4
     fp16: bool = False
@@ -159,6 +165,12 @@ class AppearanceConfig:
         _check(bool(self.backbone), "backbone", self.backbone, "a backbone name")
         _check(self.roi_size >= 1, "roi_size", self.roi_size, "an integer >= 1")
         _check(0.0 < self.image_scale <= 4.0, "image_scale", self.image_scale, "0 < value <= 4")
+        try:
+            object.__setattr__(self, "resize", ResizeMode(self.resize))
+        except ValueError:
+            valid = ", ".join(m.value for m in ResizeMode)
+            raise ConfigError(f"config key 'resize' = {self.resize!r} is not valid; expected "
+                              f"one of: {valid}") from None
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
 
 

@@ -39,6 +39,19 @@ class PoolingMode(str, Enum):
             raise ValueError(f"unknown pooling mode {value!r}; expected one of: {valid}") from None
 
 
+class ResizeMode(str, Enum):
+    """How a frame is resampled by ``AppearanceConfig.image_scale`` before the backbone.
+
+    ``area`` averages the source pixels under each output pixel (exact 2x2 means at
+    0.5x); ``bilinear`` samples without a prefilter; ``bilinear_antialias`` is
+    torch's antialiased bilinear filter, which blurs more than area averaging.
+    """
+
+    AREA = "area"
+    BILINEAR = "bilinear"
+    BILINEAR_ANTIALIAS = "bilinear_antialias"
+
+
 def as_2d_float(x: Any, name: str, n: int, *, check_finite: bool = True) -> NDArray[np.float32]:
     """Return ``x`` as a (n, D) float32 array, or raise an ``InputError`` naming ``name``.
 

@@ -211,3 +211,41 @@ def test_pretrained_mobilenet_file_loads_like_any_user_file(weights_root):
     own = trained._model.trunk.state_dict()
     for k, v in own.items():
         torch.testing.assert_close(v, state[f"features.{k}"])
+
+
+def test_area_resize_is_the_exact_2x2_mean():
+    import torch
+
+    from deeptrack.appearance.backbone import resize_frames
+    from deeptrack.types import ResizeMode
+
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    out = resize_frames(x, (2, 3), ResizeMode.AREA)
+    expected = x.reshape(2, 3, 2, 2, 3, 2).mean(dim=(3, 5))
+    assert torch.allclose(out, expected)
+    # The antialiased filter reaches beyond each 2x2 cell: it differs from the mean.
+    blurred = resize_frames(x, (2, 3), ResizeMode.BILINEAR_ANTIALIAS)
+    assert not torch.allclose(blurred, expected)
+
+
+@pytest.mark.parametrize("resize", ["area", "bilinear", "bilinear_antialias"])
+def test_resize_is_part_of_the_cache_key(resize):
+    emb = RoIEmbedder(AppearanceConfig(backbone="mobilenet_v2", image_scale=0.5, resize=resize))
+    assert emb.key["resize"] == resize
+
+
+def test_resize_mode_changes_the_maps_and_unknown_mode_is_named():
+    import torch
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    boxes = np.array([[8.0, 8.0, 40.0, 60.0]])
+    maps = {}
+    for resize in ("area", "bilinear_antialias"):
+        torch.manual_seed(0)  # the same random weights for both
+        emb = RoIEmbedder(AppearanceConfig(backbone="mobilenet_v2", layer="stride16",
+                                           image_scale=0.5, resize=resize))
+        maps[resize] = emb.roi_features(image, boxes)
+    assert not np.allclose(maps["area"], maps["bilinear_antialias"])
+    with pytest.raises(ConfigError, match="resize"):
+        AppearanceConfig(resize="lanczos")

@@ -50,6 +50,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from deeptrack.appearance.cache import file_sha256
 from deeptrack.appearance.roi import boxes_to_rois, roi_align_maps, scale_boxes
 from deeptrack.errors import ConfigError, InputError, WeightsError
+from deeptrack.types import ResizeMode
 
 __all__ = [
     "BACKBONES",
@@ -300,6 +301,19 @@ def _images_to_tensor(images: Sequence[NDArray[np.uint8]], device: torch.device,
     return batch.permute(0, 3, 1, 2).to(dtype).div_(255.0)
 
 
+def resize_frames(x: torch.Tensor, size: tuple[int, int], mode: ResizeMode) -> torch.Tensor:
+    """Resample a (B, 3, H, W) batch to ``size`` = (height, width) with ``mode``.
+
+    ``area`` averages the input pixels each output pixel covers (on a
+    downscale; on an upscale it repeats them, so bilinear is used there).
+    """
+    mode = ResizeMode(mode)
+    if mode is ResizeMode.AREA and size[0] <= x.shape[-2] and size[1] <= x.shape[-1]:
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False,
+                         antialias=mode is ResizeMode.BILINEAR_ANTIALIAS)
+
+
 class MapExtractor(nn.Module):
     """Frames -> one feature map per frame -> one RoIAlign over all boxes (-> per-RoI head).
 
@@ -308,15 +322,17 @@ class MapExtractor(nn.Module):
         head: None, or a module applied to the (K, C', 2R, 2R) RoI maps (C4).
         spec: what it computes.
         image_scale: frames are resized by this factor before the trunk.
+        resize: how that resize resamples (:class:`~deeptrack.types.ResizeMode`).
     """
 
     def __init__(self, trunk: nn.Module, head: nn.Module | None, spec: BackboneSpec,
-                 image_scale: float) -> None:
+                 image_scale: float, resize: ResizeMode = ResizeMode.AREA) -> None:
         super().__init__()
         self.trunk = trunk
         self.head = head
         self.spec = spec
         self.image_scale = float(image_scale)
+        self.resize = ResizeMode(resize)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
@@ -332,10 +348,10 @@ class MapExtractor(nn.Module):
         h, w = x.shape[-2:]
         if self.image_scale != 1.0:
             size = (max(1, round(h * self.image_scale)), max(1, round(w * self.image_scale)))
-            # antialias: a downscaled frame should not alias fine texture
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+            x = resize_frames(x, size, self.resize)
         sy, sx = x.shape[-2] / h, x.shape[-1] / w
-        x = (x - self.mean) / self.std
+        # channels-last: MobileNetV2's depthwise convolutions ran 4x faster on this CPU.
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         rois = boxes_to_rois([scale_boxes(b, sx, sy) for b in boxes_list],
                              device=x.device, dtype=x.dtype)
         fmap = self.trunk(x)
@@ -506,8 +522,12 @@ def _build_fasterrcnn(spec: BackboneSpec, state: Mapping | None, source: str,
 
 def build_extractor(
     spec: BackboneSpec, weights: str | None, *, image_scale: float = 1.0,
+    resize: ResizeMode = ResizeMode.AREA,
 ) -> tuple[nn.Module, str]:
     """Build the extractor for ``spec`` with the given weights, in eval mode on the CPU.
+
+    ``resize`` sets how frames are resampled by ``image_scale``; the Faster
+    R-CNN extractor resizes with its own transform and ignores it.
 
     Returns:
         ``(extractor, weights identity)`` (see :func:`read_weights`).
@@ -523,6 +543,9 @@ def build_extractor(
         ext = _build_mobilenet(spec, state, source, image_scale)
     else:
         ext = _build_resnet(spec, state, source, image_scale)
+    if isinstance(ext, MapExtractor):
+        ext.resize = ResizeMode(resize)
+        ext = ext.to(memory_format=torch.channels_last)
     return ext.eval(), ident
 
 

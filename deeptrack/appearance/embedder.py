@@ -89,7 +89,8 @@ class RoIEmbedder:
         self.spec = resolve_spec(cfg.backbone, cfg.layer, cfg.roi_size)
         self.device = resolve_device(cfg.device, cfg.fp16)
         self._dtype = torch.float16 if cfg.fp16 else torch.float32
-        model, ident = build_extractor(self.spec, cfg.weights, image_scale=cfg.image_scale)
+        model, ident = build_extractor(self.spec, cfg.weights, image_scale=cfg.image_scale,
+                                       resize=cfg.resize)
         self._model = model.to(device=self.device, dtype=self._dtype).eval()
         if ident == "random":
             ident = f"random:{uuid.uuid4().hex}"
@@ -103,6 +104,8 @@ class RoIEmbedder:
             "layer": self.spec.layer,
             "roi_size": self.spec.roi_size,
             "image_scale": cfg.image_scale,
+            # The Faster R-CNN extractor resizes with its own transform.
+            "resize": cfg.resize.value if self.spec.kind != "fpn" else "detector",
             "weights": ident,
             "precision": "fp16" if cfg.fp16 else "fp32",
             "sampling_ratio": SAMPLING_RATIO,
