@@ -2,8 +2,8 @@
 
 Importing this package (or :mod:`~deeptrack.appearance.pooling` and
 :mod:`~deeptrack.appearance.cache`) does not import torch: the tracker pools
-maps with numpy only. :class:`RoIEmbedder` and :class:`FasterRCNNDetector`
-(which need torch) are imported on first access.
+maps with numpy only. :class:`RoIEmbedder`, :class:`FasterRCNNDetector` and
+:class:`OSNet` (which need torch) are imported on first access.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from deeptrack.appearance.pooling import (
 
 if TYPE_CHECKING:
     from deeptrack.appearance.embedder import FasterRCNNDetector, RoIEmbedder
+    from deeptrack.appearance.osnet import OSNet
 
 __all__ = [
     "FasterRCNNDetector",
     "FeatureCache",
+    "OSNet",
     "PCAReducer",
     "PoolingMode",
     "RandomProjection",
@@ -43,12 +45,12 @@ __all__ = [
     "pool",
 ]
 
-_LAZY = {"RoIEmbedder", "FasterRCNNDetector"}
+_LAZY = {"RoIEmbedder": "embedder", "FasterRCNNDetector": "embedder", "OSNet": "osnet"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from deeptrack.appearance import embedder
+        import importlib
 
-        return getattr(embedder, name)
+        return getattr(importlib.import_module(f"deeptrack.appearance.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,10 +17,30 @@ backbone                        layer (default first)                      C    
 ``fasterrcnn_resnet50_fpn``,    ``fpn``: the detector's own                256   4 / 32
 ``fasterrcnn_mobilenet_v3_``    MultiScaleRoIAlign over its FPN levels
 ``large_fpn``                   (stride = the finest level's)
+``osnet_x0_25``, ``osnet_x1_0`` ``conv5`` (1x1 conv, the last map)         128/  16
+(OSNet re-ID, Zhou et al.                                                  512
+2019; channels x0.25 / x1.0)    ``conv4``, ``conv3`` (= ``stride16``)      ...   16
+                                ``conv2`` (= ``stride8``)                  64/   8
+                                                                           256
+                                ``head``: RoIAlign on conv5 to R x R,      512   16
+                                then OSNet's own global average pool +
+                                fc/BN/ReLU -> (N, 512, 1, 1) (``fc``)
+                                ``crops``: no RoIAlign; each box cropped,  512   -
+                                resized to 256x128 and run through the
+                                whole network (classic DeepSORT)
 ==============================  =========================================  ====  =====
 
 ``features.N`` names the output of ``torchvision.models.mobilenet_v2().features[N]``;
 ``stride4``..``stride32`` (and ``c2``..``c5`` for ResNets) are accepted as aliases.
+
+OSNet (:mod:`deeptrack.appearance.osnet`) takes torchreid-style checkpoints
+(``conv1.conv.weight`` ... ``fc.0.weight``) strictly: every tensor of the
+network must be there with its shape and nothing else may be, except the
+training-time ``classifier.*``. Its ``head`` and ``crops`` layers give one
+512-d vector per box as a 1x1 map, so every pooling mode reduces to L2
+normalisation of OSNet's embedding. OSNet is trained on people about 256
+pixels tall: ``image_scale`` should bring the frame's people near that height
+(``configs/osnet_roi.yaml``).
 
 Weights are never fetched silently: :func:`read_weights` takes a local
 ``state_dict`` file, a torchvision weights name (which downloads, and fails
@@ -48,6 +68,14 @@ from torch import nn
 from torchvision.ops import MultiScaleRoIAlign
 
 from deeptrack.appearance.cache import file_sha256
+from deeptrack.appearance.osnet import (
+    EMBEDDING_DIM,
+    INPUT_SIZE,
+    OSNET_LAYERS,
+    OSNET_WIDTHS,
+    OSNet,
+    check_osnet_state,
+)
 from deeptrack.appearance.roi import boxes_to_rois, roi_align_maps, scale_boxes
 from deeptrack.errors import ConfigError, InputError, WeightsError
 from deeptrack.types import ResizeMode
@@ -90,6 +118,9 @@ _RESNET_LAYERS = {  # name: (index of the last residual stage kept, channels, st
 _RESNET_ALIASES = {"c2": "layer1", "c3": "layer2", "c4": "layer3", "c5": "layer4",
                    "stride4": "layer1", "stride8": "layer2", "stride16": "layer3",
                    "stride32": "layer4"}
+# OSNet: layers (OSNET_LAYERS) plus the two that end in its embedding head.
+_OSNET_LAYERS = {**OSNET_LAYERS, "head": None, "crops": None}
+_OSNET_ALIASES = {"stride8": "conv2", "stride16": "conv5", "fc": "head"}
 _FRCNN = {  # name: (torchvision builder, stride of the finest FPN level)
     "fasterrcnn_resnet50_fpn": ("fasterrcnn_resnet50_fpn", 4),
     "fasterrcnn_mobilenet_v3_large_fpn": ("fasterrcnn_mobilenet_v3_large_fpn", 32),
@@ -98,6 +129,7 @@ _FRCNN = {  # name: (torchvision builder, stride of the finest FPN level)
 #: Every backbone name :func:`resolve_spec` knows.
 BACKBONES = (
     "mobilenet_v2", "resnet50", "resnet101", "resnet50_c4", "resnet101_c4", *_FRCNN,
+    *OSNET_WIDTHS,
 )
 
 _TORCHVISION_WEIGHTS = re.compile(r"[A-Za-z][A-Za-z0-9_]*_Weights\.[A-Za-z0-9_]+")
@@ -111,12 +143,15 @@ class BackboneSpec:
         backbone: the backbone name.
         layer: the canonical layer name.
         kind: ``map`` (RoIAlign on one map), ``c4`` (RoIAlign, then layer4 per
-            RoI) or ``fpn`` (the detector's multi-scale RoIAlign).
+            RoI), ``fpn`` (the detector's multi-scale RoIAlign), ``head``
+            (RoIAlign, then OSNet's embedding head per RoI) or ``crops``
+            (whole network per resized crop, no RoIAlign).
         out_channels: C of the (N, C, R, R) RoI maps.
         stride: pixels per cell of the map RoIs are pooled from (the finest
             level for ``fpn``).
-        roi_size: R, side of the output RoI maps.
-        align_size: side of the RoIAlign output (2R for ``c4``, else R).
+        roi_size: R, side of the output RoI maps (1 for ``head``, ``crops``).
+        align_size: side of the RoIAlign output (2R for ``c4``, the configured
+            ``roi_size`` for ``head``, else R).
     """
 
     backbone: str
@@ -161,6 +196,12 @@ def resolve_spec(backbone: str, layer: str | None = None, roi_size: int = 7) -> 
     if name in _FRCNN:
         _pick_layer(name, layer, {"fpn": None}, {}, "fpn")
         return BackboneSpec(name, "fpn", "fpn", 256, _FRCNN[name][1], roi_size, roi_size)
+    if name in OSNET_WIDTHS:
+        lay = _pick_layer(name, layer, _OSNET_LAYERS, _OSNET_ALIASES, "conv5")
+        if lay in ("head", "crops"):  # one embedding per box, as a 1x1 map
+            return BackboneSpec(name, lay, lay, EMBEDDING_DIM, 16, 1, roi_size)
+        width, st = OSNET_LAYERS[lay]
+        return BackboneSpec(name, lay, "map", OSNET_WIDTHS[name][width], st, roi_size, roi_size)
     raise ConfigError(f"config key 'backbone' = {backbone!r} is unknown; expected one of: "
                       f"{', '.join(BACKBONES)}")
 
@@ -319,20 +360,26 @@ class MapExtractor(nn.Module):
 
     Args:
         trunk: module mapping a normalised (B, 3, H, W) batch to (B, C, h, w).
-        head: None, or a module applied to the (K, C', 2R, 2R) RoI maps (C4).
-        spec: what it computes.
+        head: None, or a module applied to the (K, C', A, A) RoI maps (C4's
+            layer4, OSNet's embedding head) and, for :meth:`crops`, to the
+            trunk's maps of the crops.
+        spec: what it computes; with ``spec.kind == "crops"`` the forward is
+            the per-crop path (:meth:`crops` at ``crop_size``), not RoIAlign.
         image_scale: frames are resized by this factor before the trunk.
         resize: how that resize resamples (:class:`~deeptrack.types.ResizeMode`).
+        crop_size: (height, width) of the crops of the ``crops`` kind.
     """
 
     def __init__(self, trunk: nn.Module, head: nn.Module | None, spec: BackboneSpec,
-                 image_scale: float, resize: ResizeMode = ResizeMode.AREA) -> None:
+                 image_scale: float, resize: ResizeMode = ResizeMode.AREA,
+                 crop_size: tuple[int, int] = (256, 128)) -> None:
         super().__init__()
         self.trunk = trunk
         self.head = head
         self.spec = spec
         self.image_scale = float(image_scale)
         self.resize = ResizeMode(resize)
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
@@ -344,6 +391,8 @@ class MapExtractor(nn.Module):
             images: B frames, HxWx3 uint8 RGB, all the same size.
             boxes_list: B (N_i, 4) float64 xyxy arrays in original pixels.
         """
+        if self.spec.kind == "crops":
+            return self._crops(images, boxes_list, self.crop_size)
         x = _images_to_tensor(images, self.mean.device, self.mean.dtype)
         h, w = x.shape[-2:]
         if self.image_scale != 1.0:
@@ -375,20 +424,28 @@ class MapExtractor(nn.Module):
             size: (height, width) of the resized crops, e.g. (256, 128).
 
         Returns:
-            (N, C, height / stride, width / stride) maps.
+            (N, C, height / stride, width / stride) maps; with a head, the
+            head's output (OSNet: (N, 512, 1, 1), the network's embedding).
         """
-        x = _images_to_tensor([image], self.mean.device, self.mean.dtype)[0]
-        h, w = x.shape[-2:]
+        return self._crops([image], [boxes], size)
+
+    def _crops(self, images: Sequence[NDArray[np.uint8]],
+               boxes_list: Sequence[NDArray[np.float64]], size: tuple[int, int]) -> torch.Tensor:
+        """:meth:`crops` over several frames, in one forward."""
         crops = []
-        for i, (x1, y1, x2, y2) in enumerate(boxes):
-            c0, r0 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
-            c1, r1 = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
-            if c1 <= c0 or r1 <= r0:
-                box = [float(v) for v in (x1, y1, x2, y2)]
-                raise InputError(f"boxes[{i}] = {box} lies outside the {w}x{h} frame: "
-                                 f"nothing to crop")
-            crops.append(F.interpolate(x[None, :, r0:r1, c0:c1], size=size, mode="bilinear",
-                                       align_corners=False))
+        for j, (image, boxes) in enumerate(zip(images, boxes_list, strict=True)):
+            x = _images_to_tensor([image], self.mean.device, self.mean.dtype)[0]
+            h, w = x.shape[-2:]
+            for i, (x1, y1, x2, y2) in enumerate(boxes):
+                c0, r0 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+                c1, r1 = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
+                if c1 <= c0 or r1 <= r0:
+                    box = [float(v) for v in (x1, y1, x2, y2)]
+                    where = f"boxes[{i}]" if len(images) == 1 else f"boxes of image {j}[{i}]"
+                    raise InputError(f"{where} = {box} lies outside the {w}x{h} frame: "
+                                     f"nothing to crop")
+                crops.append(F.interpolate(x[None, :, r0:r1, c0:c1], size=size, mode="bilinear",
+                                           align_corners=False))
         batch = (torch.cat(crops) - self.mean) / self.std
         out = self.trunk(batch)
         return self.head(out) if self.head is not None else out
@@ -520,6 +577,17 @@ def _build_fasterrcnn(spec: BackboneSpec, state: Mapping | None, source: str,
     return FasterRCNNExtractor(model, spec)
 
 
+def _build_osnet(spec: BackboneSpec, state: Mapping | None, source: str,
+                 image_scale: float) -> MapExtractor:
+    model = OSNet(OSNET_WIDTHS[spec.backbone])
+    if state is not None:  # strict: all of OSNet, nothing else (but its ID classifier)
+        apply_weights(model, check_osnet_state(model, state, source), [""], source)
+    if spec.kind == "map":
+        return MapExtractor(model.trunk(spec.layer), None, spec, image_scale)
+    return MapExtractor(model.trunk("conv5"), model.head(), spec, image_scale,
+                        crop_size=INPUT_SIZE)
+
+
 def build_extractor(
     spec: BackboneSpec, weights: str | None, *, image_scale: float = 1.0,
     resize: ResizeMode = ResizeMode.AREA,
@@ -541,6 +609,8 @@ def build_extractor(
         ext: nn.Module = _build_fasterrcnn(spec, state, source, image_scale)
     elif spec.backbone == "mobilenet_v2":
         ext = _build_mobilenet(spec, state, source, image_scale)
+    elif spec.backbone in OSNET_WIDTHS:
+        ext = _build_osnet(spec, state, source, image_scale)
     else:
         ext = _build_resnet(spec, state, source, image_scale)
     if isinstance(ext, MapExtractor):

@@ -110,6 +110,11 @@ class RoIEmbedder:
             "precision": "fp16" if cfg.fp16 else "fp32",
             "sampling_ratio": SAMPLING_RATIO,
         }
+        # OSNet's one-vector layers: the RoIAlign grid under its head, or the crop size.
+        if self.spec.kind == "head":
+            self.key["align_size"] = self.spec.align_size
+        elif self.spec.kind == "crops":
+            self.key["crop_size"] = list(self._model.crop_size)
         #: forwards run so far (one per batch of frames); handy to check caching
         self.n_forwards = 0
 
@@ -140,7 +145,8 @@ class RoIEmbedder:
             (N, C, R, R) float32; (0, C, R, R) without running the model when N = 0.
 
         Raises:
-            InputError: a malformed image or boxes.
+            InputError: a malformed image or boxes; with OSNet's ``crops``
+                layer also a box wholly outside the frame (nothing to crop).
         """
         return self.roi_features_batch([image], [boxes])[0]
 
@@ -183,7 +189,10 @@ class RoIEmbedder:
         Each box is cropped from the frame (clipped to it), resized to ``size``
         and the batch of crops goes through the whole network: N crops cost
         about N * size pixels of backbone work, where :meth:`roi_features`
-        costs one frame. ``image_scale`` does not apply.
+        costs one frame. ``image_scale`` does not apply. With OSNet's ``head``
+        or ``crops`` layer the crops go through OSNet's embedding head too,
+        giving the network's own 512-d output (the ``crops`` layer makes this
+        the path :meth:`roi_features` takes, at 256x128).
 
         Args:
             image: HxWx3 uint8 RGB frame.
@@ -191,7 +200,8 @@ class RoIEmbedder:
             size: (height, width) of each resized crop.
 
         Returns:
-            (N, C, height / stride, width / stride) float32 (rounded up for odd sizes).
+            (N, C, height / stride, width / stride) float32 (rounded up for odd
+            sizes); (N, 512, 1, 1) for OSNet's ``head`` and ``crops`` layers.
 
         Raises:
             ConfigError: for a Faster R-CNN backbone (its features are multi-scale).
@@ -201,6 +211,8 @@ class RoIEmbedder:
             raise ConfigError("crop_features is not offered for Faster R-CNN backbones")
         img = check_image(image)
         b = validate_xyxy(boxes)
+        if len(b) == 0 and self.spec.kind in ("head", "crops"):
+            return self._empty(0)
         if len(b) == 0:
             stride = 2 * self.stride if self.spec.kind == "c4" else self.stride  # + layer4
             return np.zeros((0, self.out_channels, *(-(-s // stride) for s in size)), np.float32)
