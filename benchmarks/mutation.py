@@ -1,0 +1,306 @@
+"""Mutation testing of the hot modules with mutmut 3: run it, collect the score, list survivors.
+
+Not a test and not part of CI: a full run takes tens of minutes. Scope and
+test selection live in ``[tool.mutmut]`` of pyproject.toml: mutmut mutates the
+function bodies of ``deeptrack/tracking``, ``association``, ``motion`` and
+``eval`` (the other files are copied unchanged so ``import deeptrack`` works in
+its ``mutants/`` copy) and, for each mutant, runs those tests of ``tests_dir``
+that executed the mutated function when it collected its statistics.
+
+By default the run happens on a snapshot of the committed tree (``git archive
+HEAD``) in a folder outside the repository, so that uncommitted edits made
+while it runs cannot change what is measured; ``--working-tree`` copies the
+working tree (tracked and untracked, not ignored files) instead. The results
+go to ``benchmarks/results/mutation.{md,json}``.
+
+Usage::
+
+    python benchmarks/mutation.py                      # everything in scope
+    python benchmarks/mutation.py --max-children 1 --budget-min 40
+    python benchmarks/mutation.py --only 'deeptrack.motion.*' --only 'deeptrack.eval.hota.*'
+    python benchmarks/mutation.py --collect-only --workdir /tmp/deeptrack-mutation
+
+A run stopped by ``--budget-min`` keeps every result obtained so far; the
+mutants it did not reach are reported as "not checked".
+
+mutmut is started as ``from mutmut.__main__ import cli`` (what its console
+script does): ``python -m mutmut`` imports ``mutmut.__main__`` twice and the
+trampolines then fail with "context has already been set".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import difflib
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+DEFAULT_WORKDIR = Path(os.environ.get("TMPDIR", "/tmp")) / "deeptrack-mutation"
+
+#: Exit codes of a mutant's test run, as mutmut 3.3 reads them (mutmut.__main__.status_by_exit_code).
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests",
+          2: "interrupted", None: "not checked", 34: "skipped", 35: "suspicious",
+          36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout",
+          -11: "segfault"}
+DETECTED = ("killed", "timeout", "segfault")
+
+#: Survivors judged equivalent (no input can tell them from the original), by mutant name,
+#: with the reason. Names are mutmut's and hold for the commit recorded in the results.
+EQUIVALENT: dict[str, str] = {}
+
+
+PLUGIN = """\
+\"\"\"pytest plugin for mutation runs only: Hypothesis without its shrink phase.\"\"\"
+from hypothesis import Phase, settings
+
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.load_profile("mutation")
+"""
+
+
+def snapshot(workdir: Path, working_tree: bool) -> str:
+    """Fill ``workdir`` with the code to mutate; return a description of what was copied."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    if not working_tree:
+        data = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, check=True,
+                              capture_output=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(workdir, filter="data")
+        return f"commit {commit}"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                           check=True, capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, workdir / name)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.count("\n")
+    return f"working tree on commit {commit} ({dirty} changed or untracked paths)"
+
+
+def run_mutmut(workdir: Path, max_children: int, only: list[str], budget_s: float,
+               log: Path) -> tuple[float, bool]:
+    """Run ``mutmut run`` in ``workdir``; stop it after ``budget_s``. Return (seconds, stopped)."""
+    env = dict(os.environ)
+    # The real sequences and weights, where the tests look for them (they skip otherwise).
+    for var, sub in (("DEEPTRACK_DATA", "data"), ("DEEPTRACK_WEIGHTS", "weights")):
+        default = REPO.parent / "shared" / sub
+        if var not in env and default.exists():
+            env[var] = str(default)
+    # One BLAS/OpenMP thread per test process: mutmut runs max_children of them.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
+    cmd = [sys.executable, "-c",
+           "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; cli()",
+           "run", "--max-children", str(max_children), *only]
+    # Hypothesis must not shrink a failing example under a mutant: shrinking only makes
+    # the kill slower (often past mutmut's time limit, which then reports a timeout).
+    support = workdir / "_mutation_support"
+    support.mkdir(exist_ok=True)
+    (support / "deeptrack_mutation_plugin.py").write_text(PLUGIN)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(support), env.get("PYTHONPATH")]))
+    env["PYTEST_ADDOPTS"] = " ".join(filter(None, [
+        env.get("PYTEST_ADDOPTS"), "-p no:cacheprovider -p deeptrack_mutation_plugin"]))
+    start = time.monotonic()
+    stopped = False
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=budget_s)
+        except subprocess.TimeoutExpired:
+            stopped = True
+            proc.send_signal(signal.SIGINT)  # mutmut stops its children and saves results
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    if proc.returncode not in (0, None) and not stopped:
+        tail = log.read_bytes()[-3000:].decode(errors="replace")
+        raise SystemExit(f"mutmut failed (exit {proc.returncode}); end of {log}:\n{tail}")
+    return time.monotonic() - start, stopped
+
+
+def _changed_lines(orig: str, mutant: str) -> str:
+    """The lines a mutant changes, as ``- old`` / ``+ new`` (unified diff body, trimmed)."""
+    lines = []
+    for line in difflib.unified_diff(orig.splitlines(), mutant.splitlines(), lineterm="", n=0):
+        if line.startswith(("---", "+++", "@@")):
+            continue
+        lines.append(line[0] + " " + line[1:].strip())
+    return "\n".join(lines)
+
+
+def collect(workdir: Path) -> dict:
+    """Read mutmut's per-file results from ``workdir/mutants`` and describe the survivors."""
+    os.chdir(workdir)  # mutmut's helpers read pyproject.toml and mutants/ relative to cwd
+    import libcst as cst
+    from mutmut import __main__ as mm
+
+    mm.ensure_config_loaded()
+    modules: dict[str, dict] = {}
+    for meta in sorted(Path("mutants").rglob("*.py.meta")):
+        path = Path(str(meta.relative_to("mutants"))[: -len(".meta")])
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        if not codes:
+            continue
+        counts = Counter(STATUS.get(c, f"exit {c}") for c in codes.values())
+        module = str(path.with_suffix("")).replace(os.sep, ".")
+        survivors = sorted(k for k, c in codes.items() if STATUS.get(c) == "survived")
+        described = []
+        if survivors:
+            tree = cst.parse_module((Path("mutants") / path).read_text())
+            funcs = {}
+            for node in tree.body:
+                if isinstance(node, cst.FunctionDef):
+                    funcs[node.name.value] = node
+                elif isinstance(node, cst.ClassDef) and isinstance(node.body, cst.IndentedBlock):
+                    for m in node.body.body:
+                        if isinstance(m, cst.FunctionDef):
+                            funcs[m.name.value] = m
+
+            def code(name, funcs=funcs):
+                node = funcs.get(name.split(".")[-1])
+                return "" if node is None else cst.Module([node.with_changes(
+                    name=cst.Name("f"))]).code
+
+            for key in survivors:
+                orig = code(mm.mangled_name_from_mutant_name(key) + "__mutmut_orig")
+                described.append({"name": key, "change": _changed_lines(orig, code(key)),
+                                  "equivalent": EQUIVALENT.get(key)})
+        modules[module] = {"counts": dict(counts), "total": len(codes), "survivors": described}
+    return modules
+
+
+def score(counts: dict) -> tuple[int, int, float | None]:
+    """(detected, checked, detected / checked); checked excludes mutants never run."""
+    detected = sum(counts.get(s, 0) for s in DETECTED)
+    checked = sum(v for k, v in counts.items() if k not in ("not checked", "interrupted"))
+    return detected, checked, (detected / checked if checked else None)
+
+
+def package_of(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def write_reports(modules: dict, meta: dict) -> None:
+    by_package: dict[str, Counter] = defaultdict(Counter)
+    for module, m in modules.items():
+        by_package[package_of(module)].update(m["counts"])
+    total = Counter()
+    for c in by_package.values():
+        total.update(c)
+    equivalent = sum(1 for m in modules.values() for s in m["survivors"] if s["equivalent"])
+    det, chk, sc = score(total)
+    meta["score"] = {"detected": det, "checked": chk, "score": sc,
+                     "score_without_equivalent": det / (chk - equivalent) if chk > equivalent
+                     else None, "equivalent": equivalent}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "mutation.json").write_text(json.dumps(
+        {"meta": meta, "packages": {k: dict(v) for k, v in sorted(by_package.items())},
+         "modules": modules}, indent=1) + "\n")
+
+    cols = ["killed", "timeout", "survived", "no tests", "not checked"]
+    lines = [
+        "# Mutation testing (mutmut 3) of tracking, association, motion and eval",
+        "",
+        f"Run {meta['date']} on {meta['machine']}: {meta['tree']}; "
+        f"`{meta['command']}`, {meta['wall_min']:.1f} min wall"
+        + (" (stopped at the time budget: unreached mutants are *not checked*)."
+           if meta["stopped"] else "."),
+        "",
+        ("Score = (killed + timeout) / mutants checked (*no tests* count as checked and "
+         "not detected; *not checked* ones are left out)."),
+        f"Overall: **{det} / {chk} = {100 * sc:.1f}%**" if sc is not None else "Overall: -",
+        "",
+        "| module | mutants | " + " | ".join(cols) + " | score |",
+        "|---|---:|" + "---:|" * len(cols) + "---:|",
+    ]
+    for module, m in sorted(modules.items()):
+        c = m["counts"]
+        s = score(c)[2]
+        lines.append(f"| {module} | {m['total']} | " + " | ".join(str(c.get(x, 0)) for x in cols)
+                     + f" | {'-' if s is None else f'{100 * s:.1f}%'} |")
+    lines += ["", "## Surviving mutants", "",
+              ("Per module: the mutant's name (`mutmut show NAME` in the work folder prints "
+               "the full diff) and the line it changes. *Equivalent* marks mutants judged "
+               "indistinguishable from the original, with the reason."), ""]
+    for module, m in sorted(modules.items()):
+        if not m["survivors"]:
+            continue
+        lines += [f"### {module} ({len(m['survivors'])})", ""]
+        for s in m["survivors"]:
+            change = s["change"].replace("\n", " / ") if s["change"] else "(no diff)"
+            short = s["name"].split(".")[-1]
+            eq = f" — equivalent: {s['equivalent']}" if s["equivalent"] else ""
+            lines.append(f"- `{short}`: `{change}`{eq}")
+        lines.append("")
+    (RESULTS / "mutation.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
+                    help="folder for the snapshot and mutmut's mutants/ (replaced)")
+    ap.add_argument("--working-tree", action="store_true",
+                    help="mutate the working tree instead of the committed HEAD")
+    ap.add_argument("--max-children", type=int, default=1,
+                    help="mutants tested in parallel (default 1: a shared 2-core machine)")
+    ap.add_argument("--budget-min", type=float, default=40.0,
+                    help="stop mutmut after this many minutes, keeping its results")
+    ap.add_argument("--only", action="append", default=[],
+                    help="mutant name pattern, e.g. 'deeptrack.motion.*' (repeatable)")
+    ap.add_argument("--collect-only", action="store_true",
+                    help="do not run; report the results already in --workdir")
+    args = ap.parse_args(argv)
+
+    workdir = args.workdir.resolve()
+    log = workdir.parent / (workdir.name + ".log")
+    meta_file = workdir.parent / (workdir.name + ".meta.json")
+    if args.collect_only:
+        meta = json.loads(meta_file.read_text())
+    else:
+        tree = snapshot(workdir, args.working_tree)
+        command = " ".join(["python benchmarks/mutation.py", *(sys.argv[1:] if argv is None
+                                                                 else argv)])
+        print(f"mutating {tree} in {workdir}; log {log}", flush=True)
+        wall, stopped = run_mutmut(workdir, args.max_children, args.only,
+                                   args.budget_min * 60, log)
+        import mutmut
+
+        meta = {"date": dt.datetime.now().isoformat(timespec="seconds"), "tree": tree,
+                "command": command, "mutmut": mutmut.__version__,
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                           f"Python {platform.python_version()}",
+                "max_children": args.max_children, "only": args.only,
+                "wall_min": wall / 60, "stopped": stopped}
+        meta_file.write_text(json.dumps(meta, indent=1))
+    modules = collect(workdir)
+    write_reports(modules, meta)
+    s = meta["score"]
+    print(f"score {s['detected']}/{s['checked']}"
+          + (f" = {100 * s['score']:.1f}%" if s["score"] is not None else "")
+          + f"; wrote {RESULTS / 'mutation.md'}")
+
+
+if __name__ == "__main__":
+    main()

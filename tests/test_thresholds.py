@@ -1,0 +1,268 @@
+"""The equality case of every association threshold, computed by hand.
+
+A cost exactly at the cap is admissible everywhere in DeepSORT (Wojke et al.
+2017): the assignment keeps pairs with ``cost <= max``, and before solving
+sets every cost *above* the cap (not at it) to ``max + 1e-5``. The Mahalanobis
+gate admits ``d <= threshold``. Whole-pixel boxes make these equalities
+common: a 15 x 100 box inside a 50 x 100 box has IoU exactly 0.3, i.e. IoU
+cost exactly 0.7, the default ``max_iou_distance``.
+
+The numbers chosen are exact in binary floating point (``1 - 0.3 == 0.7``,
+``1500 / 5000 == 0.3``, ``3 ** 2 / 1 == 9``), so each test fails on a ``<``
+for ``<=`` (or ``>=`` for ``>``) at the boundary it names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deeptrack.association.assign import GATED, match_pairs, solve, solve_pairs
+from deeptrack.association.cascade import (
+    matching_cascade,
+    matching_cascade_lazy,
+    matching_cascade_pairs,
+)
+from deeptrack.association.costs import cosine_cost, iou_cost
+from deeptrack.association.gallery import Gallery
+from deeptrack.boxes import iou_pairs
+from deeptrack.motion.gating import gate_pairs, mahalanobis_sq
+
+A = np.array([[100.0, 100.0, 150.0, 200.0]])  # 50 x 100, area 5000
+B = np.array([[100.0, 100.0, 115.0, 200.0]])  # 15 x 100 inside A: IoU 1500 / 5000 = 0.3
+
+
+def _pairs(m):
+    return sorted(map(tuple, m.pairs.tolist()))
+
+
+# ------------------------------------------------------------------ assignment
+
+
+def test_iou_cost_of_whole_pixel_boxes_is_exactly_the_default_cap():
+    assert iou_cost(A, B)[0, 0] == 0.7
+    assert 1.0 - iou_pairs(A, B)[0] == 0.7
+
+
+def test_solve_keeps_a_pair_exactly_at_the_cap():
+    m = solve(np.array([[0.7]]), 0.7)
+    assert m.pairs.tolist() == [[0, 0]]
+    assert len(m.unmatched_tracks) == 0 and len(m.unmatched_detections) == 0
+    # and a pair one ulp above the cap is not matched
+    m = solve(np.array([[np.nextafter(0.7, 1.0)]]), 0.7)
+    assert len(m.pairs) == 0 and m.unmatched_tracks.tolist() == [0]
+
+
+def test_solve_does_not_clip_a_cost_at_the_cap():
+    # Only costs *above* the cap become max + 1e-5. The admissible optimum is
+    # (0,0)+(1,1) = 0.2 + 0.0 against (0,1)+(1,0) = 0.1 + 0.100005; clipping
+    # the 0.2 (at the cap) to 0.20001 would make the second one win.
+    cost = np.array([[0.2, 0.1], [0.1 + 5e-6, 0.0]])
+    assert _pairs(solve(cost, 0.2)) == [(0, 0), (1, 1)]
+    assert _pairs(solve_pairs(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]),
+                              cost.ravel(), 2, 2, 0.2)) == [(0, 0), (1, 1)]
+
+
+def test_solve_clips_above_the_cap_to_just_above_it():
+    # One track, its admissible detection 0 at 0.199995 and an inadmissible one
+    # at 0.5. Clipped to 0.20001 the inadmissible pair costs more, so the solver
+    # takes detection 0; clipped to anything below 0.199995 (e.g. max - 1e-5) it
+    # would take detection 1 and then reject it, matching nothing.
+    m = solve(np.array([[0.199995, 0.5]]), 0.2)
+    assert m.pairs.tolist() == [[0, 0]] and m.unmatched_detections.tolist() == [1]
+    # A detection at the cap beats an inadmissible one too.
+    assert solve(np.array([[0.5, 0.2]]), 0.2).pairs.tolist() == [[0, 1]]
+
+
+def test_clipping_makes_inadmissible_pairs_equal():
+    # DeepSORT's clip: a huge GATED entry and a pair barely above the cap are the
+    # same to the solver. Unclipped, (0,1)+(1,0) = 0.25 + 0.1 beats
+    # (0,0)+(1,1) = 0.05 + GATED; clipped, (0,0)+(1,1) = 0.05 + 0.20001 wins
+    # and keeps the admissible pair (0, 0) instead of (1, 0).
+    cost = np.array([[0.05, 0.25], [0.1, GATED]])
+    assert _pairs(solve(cost, 0.2)) == [(0, 0)]
+
+
+def test_solve_reports_labels_and_leftovers():
+    cost = np.array([[0.2, GATED, GATED], [GATED, GATED, 0.1]])
+    m = solve(cost, 0.2, np.array([7, 9]), np.array([3, 4, 5]))
+    assert _pairs(m) == [(7, 3), (9, 5)]
+    assert m.unmatched_tracks.tolist() == [] and m.unmatched_detections.tolist() == [4]
+
+
+def test_sparse_solver_keeps_pairs_at_the_cap():
+    # Uncontested pair at the cap (the shortcut path) ...
+    r, c = match_pairs(np.array([0]), np.array([0]), np.array([0.2]), 1, 1, 0.2)
+    assert (r.tolist(), c.tolist()) == ([0], [0])
+    # ... and contested pairs at the cap (the Hungarian path): two tracks, one
+    # detection each at the cap, both wanting detection 0 as well.
+    rows, cols = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 2])
+    cost = np.array([0.2, 0.2, 0.05, 0.2])
+    m = solve_pairs(rows, cols, cost, 2, 3, 0.2)
+    assert _pairs(m) == [(0, 1), (1, 0)] and m.unmatched_detections.tolist() == [2]
+
+
+# ------------------------------------------------------------------ cascade
+
+
+def test_cascade_matches_a_level_whose_only_pair_is_at_the_cap():
+    m = matching_cascade(np.array([[0.2]]), np.array([1]), 0.2, np.array([4]))
+    assert m.pairs.tolist() == [[4, 0]]
+    sparse = matching_cascade_pairs(np.array([0]), np.array([0]), np.array([0.2]),
+                                    np.array([1]), 1, 0.2)
+    assert sparse.pairs.tolist() == [[0, 0]]
+
+
+def test_cascade_later_level_pair_at_the_cap():
+    # Level 1 (track 0) takes detection 0; level 3 (track 1) has detection 0 at
+    # 0.05 (taken) and detection 1 exactly at the cap: it gets detection 1.
+    cost = np.array([[0.1, GATED], [0.05, 0.2]])
+    levels = np.array([1, 3])
+    assert _pairs(matching_cascade(cost, levels, 0.2)) == [(0, 0), (1, 1)]
+    rows, cols = np.array([0, 1, 1]), np.array([0, 0, 1])
+    lazy = matching_cascade_lazy(rows, cols, lambda r, c: cost[r, c], levels, 2, 0.2)
+    assert _pairs(lazy) == [(0, 0), (1, 1)]
+    assert lazy.unmatched_tracks.tolist() == [] and lazy.unmatched_detections.tolist() == []
+
+
+def test_lazy_cascade_older_level_competing_at_the_cap():
+    # Two level-2 tracks compete for detections 1 and 2 at the cap after level 1
+    # took detection 0; the later level goes through the dense cascade.
+    cost = np.array([[0.1, GATED, GATED], [GATED, 0.2, 0.2], [GATED, 0.2, GATED]])
+    levels = np.array([1, 2, 2])
+    rows, cols = np.nonzero(cost < GATED)
+    lazy = matching_cascade_lazy(rows, cols, lambda r, c: cost[r, c], levels, 3, 0.2)
+    assert _pairs(lazy) == [(0, 0), (1, 2), (2, 1)]
+    assert _pairs(matching_cascade(cost, levels, 0.2)) == [(0, 0), (1, 2), (2, 1)]
+
+
+def test_cascade_gives_a_detection_to_the_recent_track_even_at_the_cap():
+    # Track 0 (seen 1 frame ago) has the detection exactly at the cap; track 1
+    # (seen 4 frames ago) fits it far better, yet the recent track chooses first.
+    cost = np.array([[0.2], [0.0]])
+    m = matching_cascade(cost, np.array([1, 4]), 0.2)
+    assert m.pairs.tolist() == [[0, 0]] and m.unmatched_tracks.tolist() == [1]
+    lazy = matching_cascade_lazy(np.array([0, 1]), np.array([0, 0]),
+                                 lambda r, c: cost[r, c], np.array([1, 4]), 1, 0.2)
+    assert lazy.pairs.tolist() == [[0, 0]] and lazy.unmatched_tracks.tolist() == [1]
+
+
+def test_cosine_distance_exactly_at_the_cap_through_the_gallery():
+    # Unit vectors at 60 degrees: float32 dot product 0.5 exactly, distance 0.5.
+    g = Gallery(budget=3)
+    slots = g.allocate(2, 2)
+    g.add(slots, np.array([[1.0, 0.0], [0.0, 1.0]], np.float32))
+    dets = np.array([[0.5, np.sqrt(0.75)], [-1.0, 0.0]], np.float32)
+    cost = g.pair_cost(slots[[0, 0, 1]], np.array([0, 1, 1]), dets)
+    assert cost[0] == 0.5 and cost[1] == 2.0
+    assert cosine_cost(np.array([[1.0, 0.0]], np.float32), dets[:1])[0, 0] == 0.5
+
+    def cost_of(r, c):
+        return g.pair_cost(slots[r], c, dets)
+
+    m = matching_cascade_lazy(np.array([0]), np.array([0]), cost_of, np.array([1, 1]), 2, 0.5)
+    assert m.pairs.tolist() == [[0, 0]]
+    m = matching_cascade_lazy(np.array([0]), np.array([0]), cost_of, np.array([1, 1]), 2,
+                              float(np.nextafter(0.5, 0.0)))
+    assert len(m.pairs) == 0
+
+
+def test_gallery_nearest_neighbour_is_the_smallest_distance():
+    # Three stored vectors; the detection is nearest to the second (distance 0.5)
+    g = Gallery(budget=3)
+    s = g.allocate(1, 2)
+    for v in ([-1.0, 0.0], [1.0, 0.0], [0.0, -1.0]):
+        g.add(s, np.array([v], np.float32))
+    det = np.array([[0.5, np.sqrt(0.75)]], np.float32)
+    assert g.pair_cost(s, np.array([0]), det)[0] == 0.5
+    # an empty slot is inadmissible, not distance 1
+    empty = g.allocate(1, 2)
+    assert g.pair_cost(empty, np.array([0]), det)[0] == GATED
+
+
+# ------------------------------------------------------------------ gate
+
+
+def _gate_problem(t, n):
+    """T tracks at 0 with unit variances; N detections at squared distances 9, 9.5, 8, ..."""
+    mean = np.zeros((t, 4))
+    var = np.ones((t, 4))
+    dets = np.zeros((n, 4))
+    dets[0::3, 0] = 3.0  # d = 9 exactly: at the gate
+    dets[1::3, 3] = np.sqrt(9.5)  # above
+    dets[2::3, 1] = 2.0  # d = 4 + 4 = 8: inside
+    dets[2::3, 2] = 2.0
+    return mean, var, dets
+
+
+@pytest.mark.parametrize(("t", "n"), [(1, 3), (70, 66)])  # dense formula, then expansion path
+def test_gate_admits_a_distance_exactly_at_the_threshold(t, n):
+    mean, var, dets = _gate_problem(t, n)
+    d = mahalanobis_sq(mean, var, dets)
+    assert d[0, 0] == 9.0 and d[0, 2] == 8.0
+    rows, cols = gate_pairs(mean, var, dets, 9.0)
+    expected_cols = [j for j in range(n) if j % 3 != 1]
+    assert rows.tolist() == np.repeat(np.arange(t), len(expected_cols)).tolist()
+    assert cols.tolist() == expected_cols * t
+    # just below 9 the detections at 9 leave the gate
+    _, cols = gate_pairs(mean, var, dets, float(np.nextafter(9.0, 0.0)))
+    assert cols.tolist() == [j for j in range(n) if j % 3 == 2] * t
+
+
+def test_gate_full_covariance_at_the_threshold():
+    s = np.tile(np.diag([4.0, 1.0, 1.0, 9.0]), (1, 1, 1))
+    dets = np.array([[6.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 9.1]])  # d = 9, then 9.2
+    assert mahalanobis_sq(np.zeros((1, 4)), s, dets)[0].tolist()[0] == 9.0
+    rows, cols = gate_pairs(np.zeros((1, 4)), s, dets, 9.0)
+    assert rows.tolist() == [0] and cols.tolist() == [0]
+
+
+def test_diagonal_mahalanobis_by_hand():
+    # diag S = (4, 1, 1, 9) and (1, 1, 1, 1); d = sum (x - m)^2 / s per coordinate
+    mean = np.array([[1.0, 2.0, 0.5, 10.0], [0.0, 0.0, 0.0, 0.0]])
+    var = np.array([[4.0, 1.0, 1.0, 9.0], [1.0, 1.0, 1.0, 1.0]])
+    dets = np.array([[3.0, 2.0, 0.5, 10.0], [1.0, 3.0, 1.5, 13.0]])
+    expected = [[1.0, 0.0 + 1.0 + 1.0 + 1.0], [9 / 1 + 4 + 0.25 + 100, 1 + 9 + 2.25 + 169]]
+    np.testing.assert_allclose(mahalanobis_sq(mean, var, dets), expected, rtol=1e-15)
+    full = np.stack([np.diag(v) for v in var])
+    np.testing.assert_allclose(mahalanobis_sq(mean, full, dets), expected, rtol=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), t=st.integers(65, 90), n=st.integers(65, 90),
+       scale=st.sampled_from([1.0, 1e3]))
+def test_expanded_gate_equals_the_dense_gate(seed, t, n, scale):
+    # Above 4096 pairs the gate runs its expanded (T, 9) x (9, N) form; the pairs
+    # must be exactly the dense formula's, including those right at the threshold.
+    rng = np.random.default_rng(seed)
+    mean = np.column_stack([rng.uniform(0, 2 * scale, t), rng.uniform(0, scale, t),
+                            rng.uniform(0.2, 2, t), rng.uniform(5, 0.3 * scale + 10, t)])
+    var = rng.uniform(0.01, 0.02 * scale + 1, (t, 4))
+    dets = mean[rng.integers(0, t, n)] + rng.normal(0, 1, (n, 4)) * np.sqrt(var.mean(0)) * 3
+    dense = mahalanobis_sq(mean, var, dets)
+    for thr in (9.4877, float(np.sort(dense.ravel())[t * n // 50])):  # the second: a pair at it
+        rows, cols = gate_pairs(mean, var, dets, thr)
+        r2, c2 = np.nonzero(dense <= thr)
+        assert rows.tolist() == r2.tolist() and cols.tolist() == c2.tolist()
+
+
+# ------------------------------------------------------------------ tracker, IoU stage
+
+
+def test_tracker_iou_stage_matches_at_exactly_max_iou_distance():
+    # A box seen for 8 frames (confirmed under any n_init <= 7, velocity exactly
+    # 0, so the prediction is the box itself); then a 15 x 100 box inside it:
+    # IoU 0.3, cost exactly the default max_iou_distance 0.7. Its aspect ratio
+    # (0.15 against 0.5) puts it outside the Mahalanobis gate, so only the IoU
+    # stage can match it, and it must.
+    from deeptrack import Tracker, TrackerConfig
+
+    tracker = Tracker(TrackerConfig(), frame_rate=30)
+    for _ in range(8):
+        out = tracker.update(A, np.ones(1))
+    assert len(out.track_ids) == 1
+    tid = int(out.track_ids[0])
+    out = tracker.update(B, np.ones(1))
+    assert out.track_ids.tolist() == [tid] and out.det_index.tolist() == [0]
