@@ -52,19 +52,35 @@ class ResizeMode(str, Enum):
     BILINEAR_ANTIALIAS = "bilinear_antialias"
 
 
+def _as_array(x: Any, name: str) -> np.ndarray:
+    """Return ``np.asarray(x)``, or raise an ``InputError`` naming ``name`` (ragged input)."""
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{name} is not a rectangular array of numbers: {e}") from None
+
+
+def _as_float64(x: Any, name: str) -> NDArray[np.float64]:
+    """Return ``x`` as a float64 array, or raise an ``InputError`` naming ``name``."""
+    a = _as_array(x, name)
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{name} must be real numbers, got dtype {a.dtype}")
+    return a.astype(np.float64, copy=False)
+
+
 def as_2d_float(x: Any, name: str, n: int, *, check_finite: bool = True) -> NDArray[np.float32]:
     """Return ``x`` as a (n, D) float32 array, or raise an ``InputError`` naming ``name``.
 
     ``check_finite=False`` leaves the NaN/inf check to the caller (the
     tracker folds it into the normalisation, which reads the array anyway).
     """
-    a = np.asarray(x)
+    a = _as_array(x, name)
     if a.ndim != 2:
         raise InputError(f"{name} must have shape (N, D), got shape {a.shape}")
     if a.shape[0] != n:
         raise InputError(f"{name} has {a.shape[0]} rows but there are {n} boxes")
-    if not np.issubdtype(a.dtype, np.number):
-        raise InputError(f"{name} must be numeric, got dtype {a.dtype}")
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{name} must be real numbers, got dtype {a.dtype}")
     a = a.astype(np.float32, copy=False)
     # A NaN or inf anywhere makes the sum non-finite (so may an overflow: then look closer).
     if check_finite and n and not np.isfinite(a.sum()) and not np.isfinite(a).all():
@@ -94,7 +110,7 @@ class Detections:
     def __post_init__(self) -> None:
         boxes = validate_xyxy(self.boxes)
         n = len(boxes)
-        scores = np.asarray(self.scores, dtype=np.float64)
+        scores = _as_float64(self.scores, "scores")
         if scores.ndim == 0 or scores.shape != (n,):
             raise InputError(f"scores must have shape ({n},) to match boxes, got {scores.shape}")
         if not np.isfinite(scores.sum()) and not np.isfinite(scores).all():
@@ -105,7 +121,9 @@ class Detections:
         if self.embeddings is not None:
             object.__setattr__(self, "embeddings", as_2d_float(self.embeddings, "embeddings", n))
         if self.roi_features is not None:
-            f = np.asarray(self.roi_features)
+            f = _as_array(self.roi_features, "roi_features")
+            if f.dtype.kind not in "biuf":
+                raise InputError(f"roi_features must be real numbers, got dtype {f.dtype}")
             if f.ndim != 4 or f.shape[0] != n:
                 raise InputError(
                     f"roi_features must have shape ({n}, C, H, W) to match boxes, got {f.shape}"
@@ -115,9 +133,18 @@ class Detections:
                 raise InputError("roi_features contains NaN or inf")
             object.__setattr__(self, "roi_features", f)
         if self.class_ids is not None:
-            c = np.asarray(self.class_ids)
+            c = _as_array(self.class_ids, "class_ids")
             if c.shape != (n,):
                 raise InputError(f"class_ids must have shape ({n},), got {c.shape}")
+            if c.dtype.kind == "f":
+                bad = ~(np.isfinite(c) & (c == np.round(c)) & (np.abs(c) < 2.0**53))
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise InputError(f"class_ids[{i}] = {c[i]} is not an integer")
+            elif c.dtype.kind not in "iub":
+                raise InputError(f"class_ids must be integers, got dtype {c.dtype}")
+            elif c.dtype.kind == "u" and n and c.max() > np.iinfo(np.int64).max:
+                raise InputError("class_ids hold a value beyond the int64 range")
             object.__setattr__(self, "class_ids", c.astype(np.int64))
 
     def __len__(self) -> int:
