@@ -18,6 +18,7 @@ from deeptrack.io.mot import (
     write_atomic,
     write_results,
 )
+from deeptrack.io.resultset import ResultSetError, check_result_file, write_result_set
 from deeptrack.io.sequence import (
     EvaluationInput,
     Sequence,
@@ -31,8 +32,10 @@ __all__ = [
     "DetectionTable",
     "EvaluationInput",
     "GroundTruth",
+    "ResultSetError",
     "Sequence",
     "TrackResults",
+    "check_result_file",
     "find_sequences",
     "format_results",
     "is_sequence_folder",
@@ -42,5 +45,6 @@ __all__ = [
     "read_ground_truth",
     "read_results",
     "write_atomic",
+    "write_result_set",
     "write_results",
 ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import configparser
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from numpy.typing import NDArray
 
 from deeptrack.errors import DataFormatError, InputError
 from deeptrack.io.mot import (
+    MAX_FRAME,
     DetectionTable,
     GroundTruth,
     TrackResults,
@@ -35,6 +37,7 @@ from deeptrack.io.mot import (
     read_ground_truth,
     read_results,
 )
+from deeptrack.io.resultset import check_result_file
 from deeptrack.types import Detections
 
 logger = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ class Sequence:
         frame_rate: frames per second.
         width: image width in pixels.
         height: image height in pixels.
-        frames: (N,) int64 frame numbers ``1..N``.
+        n_frames: N, the number of frames (``frames`` gives ``1..N``).
         image_paths: the N image files in frame order; empty without ``img1/``.
         seq_length: ``seqLength`` as stated in ``seqinfo.ini`` (may differ from N).
         det_path: the detection file read, or None.
@@ -63,21 +66,20 @@ class Sequence:
     frame_rate: float
     width: int
     height: int
-    frames: NDArray[np.int64]
+    n_frames: int
     image_paths: tuple[Path, ...]
     seq_length: int
     det_path: Path | None = None
     gt: GroundTruth | None = None
     _det: DetectionTable | None = field(default=None, repr=False)
-    _det_starts: NDArray[np.int64] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return self.n_frames
 
     @property
-    def n_frames(self) -> int:
-        """Number of frames present."""
-        return len(self.frames)
+    def frames(self) -> NDArray[np.int64]:
+        """(N,) int64 frame numbers ``1..N`` (made on each access: nothing is kept per frame)."""
+        return np.arange(1, self.n_frames + 1, dtype=np.int64)
 
     def detections(self, frame: int) -> Detections:
         """Return the detections of ``frame`` (1-based); empty when it has none.
@@ -86,11 +88,11 @@ class Sequence:
             InputError: ``frame`` is not in ``1..n_frames``, or the sequence
                 was loaded without a detection file.
         """
-        if self._det is None or self._det_starts is None:
+        if self._det is None:
             raise InputError(f"sequence {self.name} was loaded without a detection file")
         if not 1 <= frame <= self.n_frames:
             raise InputError(f"frame {frame} is not in 1..{self.n_frames} of sequence {self.name}")
-        a, b = int(self._det_starts[frame - 1]), int(self._det_starts[frame])
+        a, b = np.searchsorted(self._det.frame, (frame, frame + 1))  # rows sorted by frame
         return Detections(self._det.boxes[a:b], self._det.scores[a:b])
 
 
@@ -129,6 +131,8 @@ def _read_seqinfo(path: Path) -> dict[str, str]:
     ini = path / "seqinfo.ini"
     parser = configparser.ConfigParser()
     try:
+        if ini.stat().st_size > 1 << 20:  # a real one has a dozen short lines
+            raise DataFormatError(f"{ini}: larger than 1 MiB; not a seqinfo.ini")
         with ini.open(encoding="utf-8") as f:
             parser.read_file(f)
     except (OSError, UnicodeDecodeError, configparser.Error) as e:
@@ -138,7 +142,15 @@ def _read_seqinfo(path: Path) -> dict[str, str]:
     return dict(parser["Sequence"])
 
 
-def _ini_number(info: dict[str, str], key: str, ini: Path, kind: type) -> float:
+#: Frame rates accepted from ``seqinfo.ini`` (frames per second): 0 < frameRate <= this.
+MAX_FRAME_RATE = 1000.0
+#: Largest image side accepted from ``seqinfo.ini``, in pixels.
+MAX_IMAGE_SIDE = 100_000
+
+
+def _ini_number(info: dict[str, str], key: str, ini: Path, kind: type, high: float,
+                unit: str) -> float:
+    """Read ``key`` as a finite number of type ``kind`` in ``0 < value <= high``."""
     if key.lower() not in info:
         raise DataFormatError(f"{ini}: key {key} is missing")
     raw = info[key.lower()].strip()
@@ -147,8 +159,12 @@ def _ini_number(info: dict[str, str], key: str, ini: Path, kind: type) -> float:
     except ValueError:
         what = "an integer" if kind is int else "a number"
         raise DataFormatError(f"{ini}: {key}={raw!r} is not {what}") from None
+    if not math.isfinite(value):
+        raise DataFormatError(f"{ini}: {key}={raw} is not a finite number")
     if not value > 0:
         raise DataFormatError(f"{ini}: {key}={raw} must be > 0")
+    if value > high:
+        raise DataFormatError(f"{ini}: {key}={raw} is beyond {high:g} {unit}")
     return value
 
 
@@ -203,11 +219,16 @@ def load_sequence(
     ini = path / "seqinfo.ini"
     info = _read_seqinfo(path)
     name = info.get("name", path.name).strip() or path.name
-    frame_rate = float(_ini_number(info, "frameRate", ini, float))
-    seq_length = int(_ini_number(info, "seqLength", ini, int))
-    width = int(_ini_number(info, "imWidth", ini, int))
-    height = int(_ini_number(info, "imHeight", ini, int))
-    img_dir = path / info.get("imdir", "img1").strip()
+    frame_rate = float(_ini_number(info, "frameRate", ini, float, MAX_FRAME_RATE,
+                                   "frames per second"))
+    seq_length = int(_ini_number(info, "seqLength", ini, int, MAX_FRAME,
+                                 "frames (the most deeptrack reads)"))
+    width = int(_ini_number(info, "imWidth", ini, int, MAX_IMAGE_SIDE, "pixels"))
+    height = int(_ini_number(info, "imHeight", ini, int, MAX_IMAGE_SIDE, "pixels"))
+    im_dir = info.get("imdir", "img1").strip()
+    if not im_dir or Path(im_dir).is_absolute() or ".." in Path(im_dir).parts:
+        raise DataFormatError(f"{ini}: imDir={im_dir!r} must name a folder inside the sequence")
+    img_dir = path / im_dir
     ext = info.get("imext", ".jpg").strip()
 
     if img_dir.is_dir():
@@ -221,7 +242,7 @@ def load_sequence(
         n_frames = seq_length
     max_frame = max(n_frames, seq_length)
 
-    det_path = det = starts = None
+    det_path = det = None
     if det_file is not None:
         det_path = path / "det" / det_file
         if not det_path.is_file():
@@ -229,12 +250,8 @@ def load_sequence(
             raise DataFormatError(
                 f"{det_path}: detection file not found (det/ holds: {present or 'nothing'})"
             )
-        table = read_detections(det_path, max_frame=max_frame, min_confidence=min_confidence)
-        keep = _drop_beyond(table.frame, n_frames, det_path)
-        order = np.argsort(table.frame[keep], kind="stable")
-        det = DetectionTable(table.frame[keep][order], table.boxes[keep][order],
-                             table.scores[keep][order])
-        starts = np.searchsorted(det.frame, np.arange(1, n_frames + 2)).astype(np.int64)
+        det = _by_frame(read_detections(det_path, max_frame=max_frame,
+                                        min_confidence=min_confidence), n_frames, det_path)
 
     gt = None
     gt_path = path / "gt" / "gt.txt"
@@ -246,9 +263,20 @@ def load_sequence(
 
     return Sequence(
         name=name, path=path, frame_rate=frame_rate, width=width, height=height,
-        frames=np.arange(1, n_frames + 1, dtype=np.int64), image_paths=tuple(image_paths),
-        seq_length=seq_length, det_path=det_path, gt=gt, _det=det, _det_starts=starts,
+        n_frames=n_frames, image_paths=tuple(image_paths), seq_length=seq_length,
+        det_path=det_path, gt=gt, _det=det,
     )
+
+
+def _by_frame(table: DetectionTable, n_frames: int, path: Path) -> DetectionTable:
+    """Drop rows for frames not present and sort by frame (stable); no copy when already so."""
+    keep = _drop_beyond(table.frame, n_frames, path)
+    if not keep.all():
+        table = DetectionTable(table.frame[keep], table.boxes[keep], table.scores[keep])
+    if len(table) and not (table.frame[1:] >= table.frame[:-1]).all():
+        order = np.argsort(table.frame, kind="stable")
+        table = DetectionTable(table.frame[order], table.boxes[order], table.scores[order])
+    return table
 
 
 @dataclass(frozen=True)
@@ -279,7 +307,9 @@ def load_evaluation_inputs(gt_path: str | Path, results_dir: str | Path) -> list
 
     Raises:
         DataFormatError: a sequence has no ``gt/gt.txt`` or no result file
-            (all missing ones are named), or a file is malformed.
+            (all missing ones are named), a file is malformed, or a result file
+            differs from what the manifest of its result set lists (see
+            :func:`deeptrack.io.resultset.check_result_file`).
     """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -294,6 +324,8 @@ def load_evaluation_inputs(gt_path: str | Path, results_dir: str | Path) -> list
             f"{results_dir}: no result file for sequence(s) "
             + ", ".join(f"{m} (expected {m}.txt)" for m in missing)
         )
+    for s in seqs:  # a file the result set's manifest does not vouch for is refused first
+        check_result_file(results_dir / f"{s.path.name}.txt")
     return [
         EvaluationInput(s.path.name, s.path, s.n_frames, gt,
                         read_results(results_dir / f"{s.path.name}.txt", max_frame=s.n_frames))
