@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 from deeptrack import __version__
 from deeptrack.config import RunConfig, load_yaml, to_dict
 from deeptrack.errors import ConfigError, DeepTrackError
-from deeptrack.io.mot import write_atomic, write_results
+from deeptrack.io.mot import format_results, write_atomic
+from deeptrack.io.resultset import check_destination, write_result_set
 from deeptrack.types import PoolingMode
 
 #: Pseudo pooling mode of ``compare``: no appearance at all (SORT-like).
@@ -35,6 +37,36 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ---------------------------------------------------------------- flag types
+
+def _number(flag: str, kind: type = float, low: float | None = None, high: float | None = None,
+            *, low_open: bool = False):
+    """An argparse ``type``: a finite ``kind`` in [low, high] (``(low, high]`` if low_open)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        below = low is not None and (value <= low if low_open else value < low)
+        if below or (high is not None and value > high):
+            lo = "" if low is None else f"{low:g} {'<' if low_open else '<='} "
+            hi = "" if high is None else f" <= {high:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: expected {lo}{flag}{hi}")
+        return value
+
+    parse.__name__ = flag  # argparse names the type in some messages
+    return parse
+
+
+#: Bounds of the demo's synthetic scene (it is held in memory: ~0.6 KB per object and frame).
+DEMO_MAX_OBJECTS = 1000
+DEMO_MAX_FRAMES = 100_000
+DEMO_MAX_BOXES = 1_000_000
 
 
 # ---------------------------------------------------------------- helpers
@@ -64,6 +96,12 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
         appearance = dataclasses.replace(appearance, cache_dir=None)
     elif appearance.cache_dir is None:
         appearance = dataclasses.replace(appearance, cache_dir=str(DEFAULT_CACHE))
+    if appearance.cache_dir is not None and appearance.cache_max_bytes is None:
+        from deeptrack.appearance.cache import default_max_bytes
+
+        # resolved now: a bad $DEEPTRACK_CACHE_MAX_BYTES fails before any work, and
+        # config.json records the bound that applied
+        appearance = dataclasses.replace(appearance, cache_max_bytes=default_max_bytes())
     tracker = cfg.tracker
     pooling = getattr(args, "pooling", None)
     if isinstance(pooling, str):
@@ -95,8 +133,14 @@ def _parse_mode(text: str) -> dict[str, Any]:
         try:
             if mode is PoolingMode.GEM:
                 out["gem_p"] = float(param)
+                if not (math.isfinite(out["gem_p"]) and 0 < out["gem_p"] <= 100):
+                    raise ConfigError(f"--pooling: GeM's p in {text!r} must be a number in "
+                                      "0 < p <= 100")
             elif mode is PoolingMode.MAXPOOL_FLATTEN:
                 out["maxpool_kernel"] = int(param)
+                if not 1 <= out["maxpool_kernel"] <= 64:
+                    raise ConfigError(f"--pooling: the kernel in {text!r} must be an integer in "
+                                      "1..64")
             else:
                 raise ValueError
         except ValueError:
@@ -148,23 +192,30 @@ def _embedder(cfg: RunConfig):
 
 # ---------------------------------------------------------------- commands
 
+def _write_set(out: Path, files: dict[str, str | bytes], command: str) -> str:
+    """Write a result set all or nothing (see deeptrack.io.resultset); say what became of --out."""
+    replaced = write_result_set(out, files, command=command,
+                                info={"argv": sys.argv[1:] if sys.argv else []})
+    return " (replacing the previous result set there)" if replaced else ""
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
+    out = Path(args.out)
+    check_destination(out)  # before the work, not after it
     seqs = _load_sequences(args.path, cfg)  # every file is parsed before any work
     embedder = _embedder(cfg)
-    out = Path(args.out)
-    runs = []
+    files: dict[str, str | bytes] = {}
     for seq in seqs:
         features = _features(seq, cfg, embedder, args.quiet) if embedder else None
         run = _track(seq, cfg.tracker, features, args.quiet)
-        runs.append((seq, run))
+        files[f"{seq.path.name}.txt"] = format_results(run.results)
         print(f"{seq.name}: {run.frames} frames, {len(set(run.results.track_id.tolist()))} "
               f"tracks, {run.frames / max(run.seconds, 1e-9):.0f} frames/s (association)",
               file=sys.stderr)
-    for seq, run in runs:
-        write_results(out / f"{seq.path.name}.txt", run.results)
-    write_atomic(out / "config.json", json.dumps(to_dict(cfg), indent=2, default=str))
-    print(f"results for {len(runs)} sequence(s) written to {out}/")
+    files["config.json"] = json.dumps(to_dict(cfg), indent=2, default=str)
+    note = _write_set(out, files, "track")
+    print(f"results for {len(seqs)} sequence(s) written to {out}/{note}")
     return 0
 
 
@@ -274,18 +325,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if all(m == MOTION_ONLY for m in modes):
         args_for_config.no_appearance = True
     cfg = _load_config(args_for_config)
+    out = Path(args.out)
+    check_destination(out)  # before the work, not after it
     seqs = _load_sequences(args.path, cfg)
     rows, results = _compare_rows(seqs, cfg, modes, args.quiet)
     print(_compare_table(rows))
-    out = Path(args.out)
-    for (mode, name), res in results.items():
-        write_results(out / mode.replace(":", "_") / f"{name}.txt", res)
-    write_atomic(out / "compare.json", json.dumps(
+    files: dict[str, str | bytes] = {
+        f"{mode.replace(':', '_')}/{name}.txt": format_results(res)
+        for (mode, name), res in results.items()
+    }
+    files["compare.json"] = json.dumps(
         {"config": to_dict(cfg), "sequences": [s.name for s in seqs], "rows": rows},
-        indent=2, default=str))
+        indent=2, default=str)
     title = f"{', '.join(s.name for s in seqs)} ({cfg.appearance.backbone}, {cfg.det_file})"
-    write_atomic(out / "compare.png", _bar_chart(rows, title))
-    print(f"table, results and chart written to {out}/ (compare.json, compare.png)")
+    files["compare.png"] = _bar_chart(rows, title)
+    note = _write_set(out, files, "compare")
+    print(f"table, results and chart written to {out}/ (compare.json, compare.png){note}")
     return 0
 
 
@@ -295,6 +350,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from deeptrack.pipeline import scene_ground_truth, track_scene
     from deeptrack.synthetic import make_scene
 
+    if args.objects * args.frames > DEMO_MAX_BOXES:
+        raise CLIError(f"--objects {args.objects} x --frames {args.frames} is over "
+                       f"{DEMO_MAX_BOXES:,} boxes, more than the demo holds in memory")
     start = time.perf_counter()
     scene = make_scene(args.objects, args.frames, seed=args.seed, embedding_dim=128,
                        p_occlusion=0.02, occlusion_frames=(5, 25), p_miss=0.1, speed=6.0)
@@ -325,10 +383,13 @@ def _add_run_options(p: argparse.ArgumentParser, pooling_help: str) -> None:
     p.add_argument("--layer", help="backbone layer the RoIs are pooled from")
     p.add_argument("--weights", help="state_dict file, torchvision weights name, or 'random'")
     p.add_argument("--det-file", help="detection file inside det/ (default det.txt)")
-    p.add_argument("--min-confidence", type=float, help="drop detections scoring below it")
-    p.add_argument("--image-scale", type=float, help="resize frames by this before the backbone")
+    p.add_argument("--min-confidence", type=_number("--min-confidence"),
+                   help="drop detections scoring below it")
+    p.add_argument("--image-scale", type=_number("--image-scale", float, 0, 4, low_open=True),
+                   help="resize frames by this before the backbone (0 < value <= 4)")
     p.add_argument("--device", help="cpu (default), cuda or cuda:N")
-    p.add_argument("--batch-size", type=int, help="frames per backbone forward")
+    p.add_argument("--batch-size", type=_number("--batch-size", int, 1, 4096),
+                   help="frames per backbone forward")
     p.add_argument("--no-appearance", action="store_true", help="motion and IoU only")
     p.add_argument("--cache-dir", help="RoI feature cache folder (default "
                    "~/.cache/deeptrack/features, or $DEEPTRACK_CACHE)")
@@ -366,9 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="track a synthetic scene with and without appearance")
-    p.add_argument("--objects", type=int, default=20)
-    p.add_argument("--frames", type=int, default=600)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--objects", type=_number("--objects", int, 1, DEMO_MAX_OBJECTS), default=20,
+                   help=f"objects in view (1..{DEMO_MAX_OBJECTS})")
+    p.add_argument("--frames", type=_number("--frames", int, 1, DEMO_MAX_FRAMES), default=600,
+                   help=f"frames (1..{DEMO_MAX_FRAMES:,})")
+    p.add_argument("--seed", type=_number("--seed", int, 0, 2**63 - 1), default=0,
+                   help="seed of the scene (>= 0)")
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -385,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DeepTrackError, OSError) as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"deeptrack: error: {message}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("deeptrack: error: out of memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("deeptrack: interrupted", file=sys.stderr)
