@@ -26,13 +26,28 @@ RoI map's L2 norm (maps so small that they fall into float16's subnormal
 range, as random weights can give), the entry is stored as float32 instead:
 the cache never silently zeroes what the backbone computed.
 ADL-Rundle-6 (4902 boxes) with MobileNetV2 stride 32 (1280 x 7 x 7) takes
-4902 * 62720 * 2 bytes = 615 MB. ``max_bytes`` bounds the total: after each
-write, the least recently used entries are removed until the total fits
-(the entry just written is always kept).
+4902 * 62720 * 2 bytes = 615 MB.
+
+Bound: the cache holds at most ``max_bytes`` (default 8 GiB, or
+``$DEEPTRACK_CACHE_MAX_BYTES``). Before an entry is written, least recently
+used entries are removed until the entries, the other writers' entries in
+flight and the new one together fit; after it is renamed into place the bound
+is enforced again. An entry larger than the whole bound is computed into a
+temporary folder as usual but never kept: it is removed once mapped, and the
+maps are returned without being stored. So the folder exceeds its bound by at
+most the entries being written at that moment.
+
+Interrupted writers: a temporary folder is named ``.tmp-<pid>-<random>`` and its
+writer holds an exclusive ``flock`` on ``owner.lock`` inside it. The kernel
+releases the lock when the writer dies, however it dies (``kill -9``
+included), so the next :class:`FeatureCache` on the folder finds the lock free
+and removes the orphan at once. Temporary folders with no lock file (older
+versions) go after 24 hours. Live writers' folders count towards the bound.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -51,11 +66,18 @@ from numpy.typing import ArrayLike, NDArray
 from deeptrack.boxes import validate_xyxy
 from deeptrack.errors import ConfigError, DataFormatError, InputError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: owners are told by pid and age
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "Embedder",
     "FeatureCache",
     "SequenceFeatures",
     "boxes_digest",
+    "default_max_bytes",
     "extract_sequence",
     "file_sha256",
     "load_image",
@@ -68,6 +90,34 @@ CACHE_FORMAT = 1
 
 _HASH_CHUNK = 1 << 22
 _STALE_TMP_SECONDS = 24 * 3600
+_TMP_PREFIX = ".tmp-"
+_LOCK = "owner.lock"
+
+#: Default bound of the cache's total size: 8 GiB (``DEEPTRACK_CACHE_MAX_BYTES`` overrides it).
+DEFAULT_MAX_BYTES = 8 << 30
+MAX_BYTES_ENV = "DEEPTRACK_CACHE_MAX_BYTES"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def default_max_bytes() -> int:
+    """Return the cache bound: ``$DEEPTRACK_CACHE_MAX_BYTES`` if set, else :data:`DEFAULT_MAX_BYTES`.
+
+    The variable holds a positive number of bytes, optionally with a binary unit:
+    ``500000000``, ``512M``, ``8G``, ``8GiB``.
+
+    Raises:
+        ConfigError: the variable is set to anything else.
+    """
+    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    text = raw.lower().removesuffix("ib").removesuffix("b")
+    unit = text[-1:] if text[-1:] in _UNITS else ""
+    number = text[: len(text) - len(unit)].strip()
+    if not number.isdigit() or int(number) * _UNITS[unit] < 1:
+        raise ConfigError(f"{MAX_BYTES_ENV}={raw!r} is not a size in bytes: expected a positive "
+                          "integer, optionally with K, M, G or T (e.g. 8G)")
+    return int(number) * _UNITS[unit]
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 # (real path, mtime_ns, size) -> sha256; a changed file changes mtime or size.
@@ -213,11 +263,27 @@ class _EntryWriter:
         self.key = key
         self.counts = counts
         self.shape = (int(counts.sum()), *map_shape)
-        self.tmp = cache.root / f".tmp-{uuid.uuid4().hex}"
-        self.tmp.mkdir(parents=True)
         self.dtype = cache.dtype
-        self.array = self._open(self.dtype)
+        self.keep = self.nbytes(self.dtype) <= cache.max_bytes
+        if self.keep:
+            cache.evict(reserve=self.nbytes(self.dtype))
+        else:
+            logger.warning("feature maps of %d bytes exceed the cache bound (max_bytes = %d): "
+                           "computed without being stored", self.nbytes(self.dtype),
+                           cache.max_bytes)
+        self.tmp = cache.root / f"{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+        self.tmp.mkdir(parents=True)
+        self._lock = _hold_lock(self.tmp / _LOCK)
+        try:
+            self.array = self._open(self.dtype)
+        except BaseException:
+            self.abort()
+            raise
         self.pos = 0
+
+    def nbytes(self, dtype: np.dtype) -> int:
+        """Size of the finished ``maps.npy`` in ``dtype`` (an upper bound: header of 128 bytes)."""
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(dtype).itemsize + 128
 
     def _open(self, dtype: np.dtype) -> np.ndarray:
         if self.shape[0] == 0:  # numpy cannot memory-map an empty array
@@ -234,12 +300,17 @@ class _EntryWriter:
             old = np.array(self.array[: self.pos], dtype=np.float32)
             del self.array
             self.dtype = np.dtype(np.float32)
+            if self.keep and self.nbytes(self.dtype) > self.cache.max_bytes:
+                self.keep = False
+            elif self.keep:  # twice the room now: make it before the file grows
+                self.cache.evict(reserve=self.nbytes(self.dtype), skip=self.tmp)
             self.array = self._open(self.dtype)
             self.array[: self.pos] = old
         self.array[self.pos:self.pos + n] = maps
         self.pos += n
 
-    def commit(self) -> Path:
+    def commit(self) -> Path | SequenceFeatures:
+        """Rename the entry into place; return its folder (or, if it is too large to keep, the maps)."""
         if self.pos != self.shape[0]:
             raise InputError(f"cache entry got {self.pos} maps, expected {self.shape[0]}")
         maps_path = self.tmp / "maps.npy"
@@ -248,6 +319,13 @@ class _EntryWriter:
             del self.array
         else:
             np.save(maps_path, self.array)
+        if not self.keep:
+            # Map the file, then remove the folder: the mapping outlives the name (POSIX),
+            # so nothing of the entry stays on disk once the caller drops the maps.
+            data = np.load(maps_path, mmap_mode="r" if self.shape[0] else None,
+                           allow_pickle=False)
+            self.abort()
+            return SequenceFeatures(data, self.counts, self.key)
         meta = {
             "format": CACHE_FORMAT,
             "key": json.loads(_canonical(self.key)),
@@ -263,6 +341,7 @@ class _EntryWriter:
             f.flush()
             os.fsync(f.fileno())
         final = self.cache.entry_path(self.key)
+        (self.tmp / _LOCK).unlink(missing_ok=True)  # an entry holds maps.npy and meta.json only
         try:
             os.replace(self.tmp, final)
             # what we just wrote and hashed needs no second read to verify
@@ -274,11 +353,64 @@ class _EntryWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
             if self.cache.load(self.key) is None:
                 raise
+        finally:
+            self._release()
         return final
+
+    def _release(self) -> None:
+        lock, self._lock = self.__dict__.get("_lock"), None
+        if lock is not None:
+            with contextlib.suppress(OSError):
+                lock.close()
 
     def abort(self) -> None:
         self.__dict__.pop("array", None)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._release()
+
+
+def _hold_lock(path: Path):
+    """Create ``path`` and hold an exclusive ``flock`` on it while the returned file is open."""
+    f = open(path, "wb")  # noqa: SIM115 - kept open: the lock lives as long as the file
+    if fcntl is not None:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a file system without flock: the pid in the name still tells
+            pass
+    f.write(f"{os.getpid()}\n".encode())
+    f.flush()
+    return f
+
+
+def _writer_alive(tmp: Path, now: float) -> bool:
+    """Whether the writer of temporary folder ``tmp`` may still be running."""
+    lock = tmp / _LOCK
+    if fcntl is not None and lock.exists():
+        try:
+            with open(lock, "rb") as f:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True  # held: its writer is alive
+                except OSError:
+                    pass  # no flock here: fall back to the pid
+                else:
+                    return False  # we got the lock: its writer is gone
+        except OSError:
+            return True  # vanished or unreadable: leave it alone this time
+    pid = tmp.name[len(_TMP_PREFIX):].split("-", 1)[0]
+    if pid.isdigit() and lock.exists():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
+    try:  # no owner on record (an older version's folder, or one just being created)
+        return now - tmp.stat().st_mtime <= _STALE_TMP_SECONDS
+    except OSError:
+        return True
 
 
 class FeatureCache:
@@ -287,24 +419,30 @@ class FeatureCache:
     Args:
         root: the cache folder (created when missing).
         max_bytes: total size bound; least recently used entries go first.
-            None: unbounded.
+            None: :func:`default_max_bytes` (8 GiB, or ``$DEEPTRACK_CACHE_MAX_BYTES``).
         dtype: ``float16`` (default, half the size) or ``float32`` (exact).
         verify: check each entry's SHA-256 the first time this process opens
             it (reads the whole file once); the size and header are always checked.
+
+    Opening a cache removes the temporary folders of writers that died.
     """
 
     def __init__(self, root: str | os.PathLike[str], max_bytes: int | None = None, *,
                  dtype: str = "float16", verify: bool = True) -> None:
-        if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 1):
+        if max_bytes is None:
+            max_bytes = default_max_bytes()
+        if (isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer))
+                or max_bytes < 1):
             raise ConfigError(f"max_bytes = {max_bytes!r} must be null or an integer >= 1")
         if np.dtype(dtype) not in (np.float16, np.float32):
             raise ConfigError(f"cache dtype = {dtype!r} must be 'float16' or 'float32'")
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.max_bytes = max_bytes
+        self.max_bytes = int(max_bytes)
         self.dtype = np.dtype(dtype)
         self.verify = verify
         self._verified: set[tuple[str, int, int]] = set()
+        self.remove_orphans()
 
     def entry_path(self, key: Mapping[str, Any]) -> Path:
         """Return the folder the entry for ``key`` lives in (whether or not it exists)."""
@@ -364,40 +502,61 @@ class FeatureCache:
         """Start writing the entry for ``key``: call ``write`` per frame, then ``commit``."""
         return _EntryWriter(self, key, np.asarray(counts, dtype=np.int64), map_shape)
 
-    def entries(self) -> list[tuple[Path, int, float]]:
-        """Return ``(folder, bytes, last used time)`` of every entry, oldest use first."""
+    def _scan(self) -> tuple[list[tuple[Path, int, float]], list[tuple[Path, int]]]:
+        """Committed entries ``(folder, bytes, last use)``, oldest use first, and live
+        temporary folders ``(folder, bytes)``; orphaned temporary folders are removed."""
         now = time.time()
-        out = []
+        done, flight = [], []
         for p in self.root.iterdir():
             if not p.is_dir():
                 continue
-            if p.name.startswith(".tmp-"):
-                # left by a writer that died; a live one would be younger
-                try:
-                    if now - p.stat().st_mtime > _STALE_TMP_SECONDS:
-                        shutil.rmtree(p, ignore_errors=True)
-                except OSError:
-                    pass
+            if p.name.startswith(_TMP_PREFIX):
+                if _writer_alive(p, now):
+                    flight.append((p, _folder_bytes(p)))
+                else:
+                    logger.info("removing %s, left by a feature extraction that was "
+                                "interrupted", p)
+                    shutil.rmtree(p, ignore_errors=True)
+                continue
+            if p.name.startswith("."):
                 continue
             try:
-                size = sum(f.stat().st_size for f in p.iterdir())
                 used = (p / "meta.json").stat().st_mtime
             except OSError:
                 continue
-            out.append((p, size, used))
-        out.sort(key=lambda e: e[2])
-        return out
+            done.append((p, _folder_bytes(p), used))
+        done.sort(key=lambda e: e[2])
+        return done, flight
+
+    def entries(self) -> list[tuple[Path, int, float]]:
+        """Return ``(folder, bytes, last used time)`` of every entry, oldest use first."""
+        return self._scan()[0]
+
+    def in_flight(self) -> list[tuple[Path, int]]:
+        """Return ``(folder, bytes so far)`` of the entries live writers are writing."""
+        return self._scan()[1]
+
+    def remove_orphans(self) -> None:
+        """Remove the temporary folders of writers that died (see the module docstring)."""
+        self._scan()
 
     def size_bytes(self) -> int:
-        """Return the total size of all entries."""
-        return sum(size for _, size, _ in self.entries())
+        """Return the total size of all entries, those being written included."""
+        done, flight = self._scan()
+        return sum(e[1] for e in done) + sum(e[1] for e in flight)
 
-    def evict(self, keep: Path | None = None) -> None:
-        """Remove least recently used entries until the total fits ``max_bytes``."""
-        if self.max_bytes is None:
-            return
-        entries = self.entries()
-        total = sum(size for _, size, _ in entries)
+    def evict(self, keep: Path | None = None, *, reserve: int = 0,
+              skip: Path | None = None) -> None:
+        """Remove least recently used entries until everything fits ``max_bytes``.
+
+        Args:
+            keep: an entry never removed (the one just written).
+            reserve: bytes of an entry about to be written, to make room for.
+            skip: a temporary folder not to count (the caller's own, sized by ``reserve``).
+        """
+        entries, flight = self._scan()
+        total = reserve + sum(size for path, size in flight if path != skip)
+        total += sum(size for _, size, _ in entries)
         for path, size, _ in entries:
             if total <= self.max_bytes:
                 break
@@ -406,13 +565,25 @@ class FeatureCache:
             shutil.rmtree(path, ignore_errors=True)
             total -= size
         if total > self.max_bytes:
-            logger.warning("feature cache %s holds %d bytes, over max_bytes = %d: the newest "
-                           "entry alone is larger", self.root, total, self.max_bytes)
+            logger.warning("feature cache %s needs %d bytes, over max_bytes = %d: the entries "
+                           "being written or just written are larger", self.root, total,
+                           self.max_bytes)
 
     def clear(self) -> None:
         """Remove every entry."""
         for path, _, _ in self.entries():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    try:
+        for f in folder.iterdir():
+            with contextlib.suppress(OSError):
+                total += f.stat().st_size
+    except OSError:
+        pass
+    return total
 
 
 def _sequence_name(image_paths: Sequence[str | os.PathLike[str]]) -> str:
@@ -508,6 +679,8 @@ def extract_sequence(
         if cache is not None:
             writer.abort()
         raise
+    if isinstance(final, SequenceFeatures):  # too large for the cache: not stored
+        return final
     cache.evict(keep=final)
     stored = cache.load(key)
     if stored is None:  # pragma: no cover - only if someone removed it in between
