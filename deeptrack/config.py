@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -23,8 +24,18 @@ CHI2_95_4DOF = 9.4877
 
 
 def _check(cond: bool, key: str, value: Any, expected: str) -> None:
+    # NaN passes no comparison but inf passes many (inf > 0): refuse both here, for every
+    # key checked, however the config was built.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {key!r} = {value!r} is not a finite number: expected "
+                          f"{expected}")
     if not cond:
         raise ConfigError(f"config key {key!r} = {value!r} is out of range: expected {expected}")
+
+
+#: Largest integer a config key may hold: beyond it float arithmetic (frame-rate scaling)
+#: is no longer exact, and numpy's int64 overflows soon after.
+MAX_CONFIG_INT = 2**53
 
 
 @dataclass(frozen=True)
@@ -143,8 +154,9 @@ class AppearanceConfig:
         fp16: half precision on CUDA.
         cache_dir: where RoI feature maps are cached; null disables the cache.
         cache_max_bytes: bound on the cache's total size (least recently used
-            entries go first); null: unbounded. For scale: ADL-Rundle-6's 4,902
-            boxes of MobileNetV2 1280x7x7 maps take 615 MB as float16.
+            entries go first); null: ``$DEEPTRACK_CACHE_MAX_BYTES``, else 8 GiB.
+            For scale: ADL-Rundle-6's 4,902 boxes of MobileNetV2 1280x7x7 maps
+            take 615 MB as float16.
     """
 
     backbone: str = "mobilenet_v2"
@@ -163,7 +175,7 @@ class AppearanceConfig:
         _check(self.cache_max_bytes is None or self.cache_max_bytes >= 1, "cache_max_bytes",
                self.cache_max_bytes, "null or an integer >= 1")
         _check(bool(self.backbone), "backbone", self.backbone, "a backbone name")
-        _check(self.roi_size >= 1, "roi_size", self.roi_size, "an integer >= 1")
+        _check(1 <= self.roi_size <= 64, "roi_size", self.roi_size, "an integer in 1..64")
         _check(0.0 < self.image_scale <= 4.0, "image_scale", self.image_scale, "0 < value <= 4")
         try:
             object.__setattr__(self, "resize", ResizeMode(self.resize))
@@ -171,7 +183,8 @@ class AppearanceConfig:
             valid = ", ".join(m.value for m in ResizeMode)
             raise ConfigError(f"config key 'resize' = {self.resize!r} is not valid; expected "
                               f"one of: {valid}") from None
-        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+        _check(1 <= self.batch_size <= 4096, "batch_size", self.batch_size,
+               "an integer in 1..4096")
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
@@ -205,10 +218,19 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return value
     elif annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > MAX_CONFIG_INT:
+                raise ConfigError(f"config key {key!r} = {value!r} is out of range: expected "
+                                  f"an integer within +-2**53")
             return value
     elif annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond float's range
+                number = math.inf
+            if not math.isfinite(number):  # YAML's .nan and .inf, or a huge int
+                raise ConfigError(f"config key {key!r} = {value!r} is not a finite number")
+            return number
     elif annotation is str:
         if isinstance(value, str):
             return value
@@ -235,7 +257,7 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> An
         raise ConfigError(f"config section {prefix.rstrip('.') or cls.__name__!r} must be a "
                           f"mapping of keys to values, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted((k for k in data if k not in fields), key=str)  # YAML keys may be ints
     if unknown:
         raise ConfigError(
             f"unknown config key(s) {', '.join(prefix + str(k) for k in unknown)}; "
@@ -287,6 +309,13 @@ class RunConfig:
     det_file: str = "det.txt"
     min_confidence: float | None = None
 
+    def __post_init__(self) -> None:
+        name = Path(str(self.det_file))
+        _check(bool(self.det_file) and name.name == str(self.det_file) and name.name != "..",
+               "det_file", self.det_file, "a file name inside the sequence's det/ folder")
+        _check(self.min_confidence is None or math.isfinite(self.min_confidence),
+               "min_confidence", self.min_confidence, "null or a finite number")
+
 
 def load_yaml(path: str | Path, cls: type = RunConfig) -> Any:
     """Read a YAML file into the config dataclass ``cls`` with strict keys.
@@ -298,9 +327,13 @@ def load_yaml(path: str | Path, cls: type = RunConfig) -> Any:
 
     path = Path(path)
     try:
-        text = path.read_text()
+        if path.stat().st_size > 1 << 20:  # presets are a few hundred bytes
+            raise ConfigError(f"config file {path} is larger than 1 MiB; not a deeptrack config")
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
