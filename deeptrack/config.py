@@ -42,15 +42,18 @@ MAX_CONFIG_INT = 2**53
 class TrackerConfig:
     """Settings of :class:`deeptrack.Tracker`; defaults are the DeepSORT paper's.
 
-    Frame-count parameters (``max_age``, ``n_init``) are given for
-    ``reference_fps`` frames per second and scale with the sequence's frame rate.
+    Frame counts (``max_age``, ``n_init``) are in frames, as in the paper.
+    ``n_init`` counts evidence (hits), never time; ``max_age`` is rescaled to
+    the sequence's frame rate only when ``reference_fps`` is set (opt-in).
 
     Attributes:
         max_cosine_distance: appearance gate; a track/detection pair whose
             cosine distance exceeds it is not matched in the cascade.
         max_iou_distance: IoU stage gate (1 - IoU).
-        max_age: misses after which a confirmed track is deleted.
-        n_init: consecutive hits that confirm a tentative track.
+        max_age: misses after which a confirmed track is deleted; a track
+            missed more than ``max_age`` times is no longer matched.
+        n_init: hits that confirm a tentative track (confirmation happens on
+            a matched frame, never at birth, as in DeepSORT).
         nn_budget: gallery size per track (most recent embeddings kept).
         appearance_memory: ``"gallery"`` (nearest neighbour over the last
             ``nn_budget`` embeddings, DeepSORT) or ``"ema"`` (one exponential
@@ -62,9 +65,20 @@ class TrackerConfig:
             reference the batched engine is tested against).
         std_weight_position: position noise as a fraction of the box height.
         std_weight_velocity: velocity noise as a fraction of the box height.
-        reference_fps: frame rate at which ``max_age``/``n_init`` are given.
-        output_predicted: also output confirmed tracks that were only predicted
-            this frame (their ``det_index`` is -1).
+        reference_fps: null keeps ``max_age`` in frames at every frame rate;
+            a number says ``max_age`` is given for that frame rate and scales
+            it to the sequence's (``max_age`` 30 with ``reference_fps`` 30 is
+            one second at any rate).
+        output_max_gap: output the confirmed tracks missed for at most this
+            many consecutive frames, at their predicted box (``det_index``
+            -1); 0 outputs only tracks matched this frame, 1 is
+            deep_sort_app's rule (a confirmed track's predicted box is also
+            written on its first missed frame).
+        min_score_quantile: detections whose score ranks below this quantile
+            of the scores seen so far in the sequence (this frame included)
+            are not tracked; 0 tracks every detection. A rank, not a score,
+            so one setting holds for detectors with any score scale.
+        score_history: how many recent scores the quantile is taken over.
         blas_threads: BLAS threads while ``update`` runs (restored after);
             null leaves the process setting alone. The per-frame products are
             small, so thread hand-offs cost more than they save: on 2 shared
@@ -88,8 +102,10 @@ class TrackerConfig:
     kalman: str = "batched"
     std_weight_position: float = 1.0 / 20
     std_weight_velocity: float = 1.0 / 160
-    reference_fps: float = 30.0
-    output_predicted: bool = False
+    reference_fps: float | None = None
+    output_max_gap: int = 0
+    min_score_quantile: float = 0.0
+    score_history: int = 10_000
     blas_threads: int | None = 1
     pooling: PoolingMode = PoolingMode.AVG
     gem_p: float = 3.0
@@ -115,7 +131,14 @@ class TrackerConfig:
                self.std_weight_position, "> 0")
         _check(self.std_weight_velocity > 0, "std_weight_velocity",
                self.std_weight_velocity, "> 0")
-        _check(self.reference_fps > 0, "reference_fps", self.reference_fps, "> 0")
+        _check(self.reference_fps is None or 0 < self.reference_fps <= 1000, "reference_fps",
+               self.reference_fps, "null or 0 < value <= 1000")
+        _check(self.output_max_gap >= 0, "output_max_gap", self.output_max_gap,
+               "an integer >= 0")
+        _check(0.0 <= self.min_score_quantile < 1.0, "min_score_quantile",
+               self.min_score_quantile, "0 <= value < 1")
+        _check(self.score_history >= 1, "score_history", self.score_history,
+               "an integer >= 1")
         _check(self.blas_threads is None or self.blas_threads >= 1, "blas_threads",
                self.blas_threads, "null or an integer >= 1")
         try:
@@ -127,9 +150,11 @@ class TrackerConfig:
         _check(self.reduce_dim is None or self.reduce_dim >= 1, "reduce_dim", self.reduce_dim,
                "null or an integer >= 1")
 
-    def frames(self, value: int, frame_rate: float) -> int:
-        """Scale a frame count given at ``reference_fps`` to ``frame_rate`` (at least 1)."""
-        return max(1, round(value * frame_rate / self.reference_fps))
+    def max_age_frames(self, frame_rate: float) -> int:
+        """Return ``max_age`` in frames at ``frame_rate`` (scaled only if ``reference_fps``)."""
+        if self.reference_fps is None:
+            return self.max_age
+        return max(1, round(self.max_age * frame_rate / self.reference_fps))
 
 
 @dataclass(frozen=True)

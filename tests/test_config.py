@@ -33,7 +33,7 @@ def test_defaults_are_the_papers():
     ({"tracker": {"n_init": 2.5}}, "tracker.n_init"),
     ({"tracker": {"pooling": "median"}}, "tracker.pooling"),
     ({"tracker": {"appearance_memory": "lstm"}}, "tracker.appearance_memory"),
-    ({"tracker": {"output_predicted": "yes"}}, "tracker.output_predicted"),
+    ({"tracker": {"output_max_gap": "yes"}}, "tracker.output_max_gap"),
     ({"appearance": {"roi_size": 0}}, "appearance.roi_size"),
     ({"appearance": {"image_scale": 0}}, "appearance.image_scale"),
     ({"min_confidence": "high"}, "min_confidence"),
@@ -66,9 +66,12 @@ def test_yaml_errors_name_the_file(tmp_path):
         load_yaml(tmp_path / "missing.yaml")
 
 
-def test_frames_scaling():
+def test_max_age_is_in_frames_unless_a_reference_rate_is_given():
     c = TrackerConfig()
-    assert c.frames(30, 30) == 30 and c.frames(30, 10) == 10 and c.frames(3, 5) == 1
+    assert c.max_age_frames(10) == 30 and c.max_age_frames(60) == 30  # the paper: frames
+    c = TrackerConfig(max_age=30, reference_fps=30)
+    assert c.max_age_frames(30) == 30 and c.max_age_frames(10) == 10
+    assert TrackerConfig(max_age=3, reference_fps=30).max_age_frames(5) == 1  # at least 1
 
 
 def test_appearance_config_defaults():

@@ -71,6 +71,7 @@ def test_tentative_track_dies_at_first_miss_and_burns_no_id():
 def test_confirmed_track_deleted_after_max_age_misses():
     tr = Tracker(TrackerConfig(n_init=1, max_age=4))
     tr.update(*frame(100))
+    tr.update(*frame(101))  # confirmed on its first matched frame
     for miss in range(1, 5):
         tr.update(*frame())
         assert len(tr.tracks) == 1
@@ -79,11 +80,13 @@ def test_confirmed_track_deleted_after_max_age_misses():
     assert tr.tracks == []
 
 
-def test_frame_counts_scale_with_frame_rate():
+def test_n_init_counts_hits_and_max_age_scales_only_when_asked():
     tr = Tracker(TrackerConfig(max_age=30, n_init=3), frame_rate=10)
-    assert (tr.max_age, tr.n_init) == (10, 1)
+    assert (tr.max_age, tr.n_init) == (30, 3)  # the paper's settings hold as written
+    tr = Tracker(TrackerConfig(max_age=30, n_init=3, reference_fps=30), frame_rate=10)
+    assert (tr.max_age, tr.n_init) == (10, 3)  # n_init counts evidence, never time
     tr.reset(frame_rate=60)
-    assert (tr.max_age, tr.n_init) == (60, 6)
+    assert (tr.max_age, tr.n_init) == (60, 3)
     with pytest.raises(ValueError, match="frame_rate"):
         Tracker(frame_rate=0)
 
@@ -102,24 +105,31 @@ def test_lost_track_is_recovered_by_appearance_with_same_id():
     assert out.det_index.tolist() == [0, 1]
 
 
-def test_output_predicted_tracks():
-    tr = Tracker(TrackerConfig(n_init=1, output_predicted=True))
+@pytest.mark.parametrize("gap", [0, 1, 3])
+def test_output_max_gap_writes_predicted_boxes_of_short_gaps(gap):
+    tr = Tracker(TrackerConfig(n_init=1, max_age=10, output_max_gap=gap))
     tr.update(*frame(100))
-    out = tr.update(*frame())
-    assert out.track_ids.tolist() == [1]
-    assert out.det_index.tolist() == [-1]
-    assert np.isfinite(out.boxes).all()
-    tr2 = Tracker(TrackerConfig(n_init=1))
-    tr2.update(*frame(100))
-    assert len(tr2.update(*frame())) == 0
+    tr.update(*frame(104))  # confirmed, moving +4 px per frame
+    for miss in range(1, 6):
+        out = tr.update(*frame())
+        if miss <= gap:
+            assert out.track_ids.tolist() == [1] and out.det_index.tolist() == [-1]
+            # the Kalman prediction, not the last detection
+            assert out.boxes[0, 0] == pytest.approx(tr.tracks[0].box[0])
+            assert out.boxes[0, 0] > 104
+        else:
+            assert len(out) == 0
 
 
 def test_two_trackers_do_not_share_ids_and_reset_restarts():
     a, b = Tracker(TrackerConfig(n_init=1)), Tracker(TrackerConfig(n_init=1))
+    a.update(*frame(100))
+    b.update(*frame(300))
     assert a.update(*frame(100)).track_ids.tolist() == [1]
     assert b.update(*frame(300)).track_ids.tolist() == [1]
     a.reset()
     assert a.tracks == [] and a.frame_count == 0
+    a.update(*frame(700))
     assert a.update(*frame(700)).track_ids.tolist() == [1]
 
 
@@ -131,8 +141,10 @@ def test_gate_rejects_a_far_detection_even_with_identical_appearance():
     for f in range(5):
         tr.update(*frame(100 + f), e)
     out = tr.update(*frame(1500), e)  # the same look, but an impossible jump
-    assert out.track_ids.tolist() == [2]  # a new track, not track 1
-    assert [(t.track_id, t.frames_since_update) for t in tr.tracks] == [(1, 1), (2, 0)]
+    assert len(out) == 0  # not track 1; a new tentative track (confirmed on a later match)
+    assert [(t.track_id, t.frames_since_update) for t in tr.tracks] == [(1, 1), (0, 0)]
+    out = tr.update(*frame(1501), e)
+    assert out.track_ids.tolist() == [2]
 
 
 def test_gate_far_detection_starts_a_new_track():
@@ -364,12 +376,12 @@ def test_tiny_and_huge_embeddings_are_normalised_not_rejected():
                                    rtol=1e-6)
 
 
-@pytest.mark.parametrize("n_init,output_predicted", [(1, False), (3, True), (5, False)])
-def test_output_is_sorted_by_id_and_ids_follow_creation_order(n_init, output_predicted):
+@pytest.mark.parametrize("n_init,output_max_gap", [(1, 0), (3, 30), (5, 1)])
+def test_output_is_sorted_by_id_and_ids_follow_creation_order(n_init, output_max_gap):
     # The tracker relies on confirmed rows being in id order (it does not sort): check it
     # on a crowded scene with crossings, misses, false positives and appearance.
     scene = make_scene(25, 300, seed=3, fp_per_frame=3, p_miss=0.15, p_occlusion=0.02)
-    tr = Tracker(TrackerConfig(n_init=n_init, output_predicted=output_predicted))
+    tr = Tracker(TrackerConfig(n_init=n_init, output_max_gap=output_max_gap))
     seen = 0
     for f in scene.frames:
         out = tr.update(f.boxes, f.scores, f.embeddings)

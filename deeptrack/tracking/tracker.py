@@ -26,6 +26,7 @@ from deeptrack.config import TrackerConfig
 from deeptrack.errors import InputError
 from deeptrack.motion.gating import gate_pairs
 from deeptrack.motion.kalman import BatchedKalman, FilterpyKalman
+from deeptrack.tracking.scores import ScoreHistory
 from deeptrack.tracking.track import INT_COLUMNS, Track, TrackState, TrackTable
 from deeptrack.types import Detections, TrackOutput, as_2d_float
 
@@ -100,8 +101,8 @@ class Tracker:
 
     Args:
         config: settings; the DeepSORT paper's defaults when omitted.
-        frame_rate: frames per second of the sequence; ``max_age`` and
-            ``n_init`` are given for ``config.reference_fps`` and scale with it.
+        frame_rate: frames per second of the sequence; ``max_age`` scales
+            with it only when ``config.reference_fps`` is set.
         embedder: default embedder used when :meth:`update` gets an image.
 
     Example:
@@ -135,8 +136,10 @@ class Tracker:
                     and frame_rate > 0):
                 raise ValueError(f"frame_rate must be a positive number, got {frame_rate!r}")
             self.frame_rate = float(frame_rate)
-        self.max_age = self.config.frames(self.config.max_age, self.frame_rate)
-        self.n_init = self.config.frames(self.config.n_init, self.frame_rate)
+        self.max_age = self.config.max_age_frames(self.frame_rate)
+        self.n_init = self.config.n_init
+        self._scores = (ScoreHistory(self.config.score_history)
+                        if self.config.min_score_quantile > 0 else None)
         self._tracks = TrackTable(self._kf.cov_shape)
         self._gallery = Gallery(
             self.config.nn_budget, self.config.appearance_memory, self.config.ema_alpha
@@ -164,8 +167,9 @@ class Tracker:
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes held by the track table and the appearance memory."""
-        return self._tracks.nbytes + self._gallery.nbytes
+        """Bytes held by the track table, the appearance memory and the score window."""
+        scores = 0 if self._scores is None else self._scores.nbytes
+        return self._tracks.nbytes + self._gallery.nbytes + scores
 
     @property
     def embedding_dim(self) -> int:
@@ -202,8 +206,10 @@ class Tracker:
             embedder: object with ``roi_features(image, boxes)``.
 
         Returns:
-            The confirmed tracks updated this frame (plus those only
-            predicted, when ``config.output_predicted``), sorted by id.
+            The confirmed tracks updated this frame, plus those missed for at
+            most ``config.output_max_gap`` frames (at their predicted box,
+            ``det_index`` -1), sorted by id. Detections ranking below
+            ``config.min_score_quantile`` are not tracked.
 
         Raises:
             InputError: malformed or inconsistent input (NaN/inf, non-positive
@@ -294,10 +300,11 @@ class Tracker:
 
     def _step(self, dets: Detections, features: NDArray[np.float32] | None) -> TrackOutput:
         t = self._tracks
-        n = len(dets)
         self._frame += 1
-        if n and self._uses_appearance is None:
+        if len(dets) and self._uses_appearance is None:
             self._uses_appearance = features is not None
+        dets, features, index = self._filter_scores(dets, features)
+        n = len(dets)
 
         ints = t.ints
         if len(t):
@@ -314,9 +321,16 @@ class Tracker:
             t.set_rows(ti, mean, cov, dets.scores[di])
             ints[ti, _HITS] += 1
             ints[ti, _FSU] = 0
-            ints[ti, _DET] = di
+            ints[ti, _DET] = di if index is None else index[di]
             if features is not None:
                 self._gallery.add(ints[ti, _SLOT], features[di])
+            # Confirmation happens on a matched frame (never at birth), as in DeepSORT;
+            # ids are handed out now, in creation (row) order.
+            rows = np.sort(ti[(ints[ti, _STATE] == _TENTATIVE) & (ints[ti, _HITS] >= self.n_init)])
+            if len(rows):
+                ints[rows, _STATE] = _CONFIRMED
+                ints[rows, _ID] = np.arange(self._next_id, self._next_id + len(rows))
+                self._next_id += len(rows)
 
         # Lifecycle of the unmatched: a tentative track dies at its first miss (a matched
         # track has frames_since_update 0, so neither test can delete it).
@@ -337,19 +351,11 @@ class Tracker:
                 slots = np.full(k, -1, np.int64)
             t.append(
                 mean=mean, cov=cov, state=_TENTATIVE, track_id=0, hits=1, age=1,
-                frames_since_update=0, score=dets.scores[nd], slot=slots, det_index=nd,
+                frames_since_update=0, score=dets.scores[nd], slot=slots,
+                det_index=nd if index is None else index[nd],
             )
             delete = np.concatenate([delete, np.zeros(k, bool)])
-            ints = t.ints
-            state = ints[:, _STATE]
-
-        # Confirmation after n_init consecutive hits; ids are given only now, in creation order.
-        confirm = (state == _TENTATIVE) & (ints[:, _HITS] >= self.n_init) & ~delete
-        if confirm.any():
-            rows = np.flatnonzero(confirm)
-            ints[rows, _STATE] = _CONFIRMED
-            ints[rows, _ID] = np.arange(self._next_id, self._next_id + len(rows))
-            self._next_id += len(rows)
+            ints = t.ints  # append() replaced the array
 
         if delete.any():
             freed = ints[delete, _SLOT]
@@ -357,6 +363,23 @@ class Tracker:
             t.keep(~delete)
 
         return self._output()
+
+    def _filter_scores(self, dets: Detections, features: NDArray | None):
+        """Drop the detections ranking below ``min_score_quantile``; return their input rows.
+
+        Returns ``(dets, features, index)``, ``index`` mapping each kept row
+        to its row in the input (None when every detection is kept).
+        """
+        if self._scores is None:
+            return dets, features, None
+        threshold = self._scores.threshold(self.config.min_score_quantile, dets.scores)
+        self._scores.add(dets.scores)
+        keep = dets.scores >= threshold
+        if keep.all():
+            return dets, features, None
+        index = np.flatnonzero(keep)
+        kept = Detections(dets.boxes[index], dets.scores[index])
+        return kept, None if features is None else features[index], index
 
     def _associate(self, dets: Detections, det_xyah: NDArray, features: NDArray | None):
         """Return the matched (track rows, detection indices) of this frame.
@@ -375,7 +398,9 @@ class Tracker:
         ints = t.ints
         state, fsu = ints[:, _STATE], ints[:, _FSU]
         pred_boxes = xyah_to_xyxy(t.mean[:, :4])
-        confirmed = np.flatnonzero(state == _CONFIRMED)
+        # A track missed more than max_age times is deleted this frame whatever happens:
+        # DeepSORT's cascade stops at max_age, so it cannot be matched either.
+        confirmed = np.flatnonzero((state == _CONFIRMED) & (fsu <= self.max_age))
 
         # Stage 1: matching cascade over confirmed tracks, motion-gated.
         ti, di = _NO_MATCH
@@ -415,9 +440,7 @@ class Tracker:
 
     def _output(self) -> TrackOutput:
         t = self._tracks
-        show = t.state == _CONFIRMED
-        if not self.config.output_predicted:
-            show &= t.frames_since_update == 0
+        show = (t.state == _CONFIRMED) & (t.frames_since_update <= self.config.output_max_gap)
         rows = np.flatnonzero(show)
         if len(rows) == 0:
             return TrackOutput.empty()
