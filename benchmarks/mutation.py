@@ -18,10 +18,12 @@ Usage::
     python benchmarks/mutation.py                      # everything in scope
     python benchmarks/mutation.py --max-children 1 --budget-min 40
     python benchmarks/mutation.py --only 'deeptrack.motion.*' --only 'deeptrack.eval.hota.*'
-    python benchmarks/mutation.py --collect-only --workdir /tmp/deeptrack-mutation
+    python benchmarks/mutation.py --rerun-survivors   # after adding tests: who dies now
+    python benchmarks/mutation.py --render            # after editing EQUIVALENT
 
 A run stopped by ``--budget-min`` keeps every result obtained so far; the
-mutants it did not reach are reported as "not checked".
+mutants it did not reach are reported as "not checked". Tests that fail on the
+unmutated snapshot (someone else's change in flight) are left out and named.
 
 mutmut is started as ``from mutmut.__main__ import cli`` (what its console
 script does): ``python -m mutmut`` imports ``mutmut.__main__`` twice and the
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import difflib
+import fnmatch
 import io
 import json
 import os
@@ -43,7 +46,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,8 +65,21 @@ DETECTED = ("killed", "timeout", "segfault")
 EQUIVALENT: dict[str, str] = {}
 
 
+#: Left out of mutation runs: a wall-clock assertion (meaningless under mutation on a
+#: loaded machine: it would "kill" mutants by timing) and the slowest tests (5-10 s
+#: each, every surviving mutant of the tracker would run them) whose code paths other
+#: tests cover.
+LEFT_OUT = (
+    "tests/test_eval_parity.py::test_evaluating_adl_rundle_6_is_fast",
+    "tests/test_tracker.py::test_memory_stays_flat_over_10000_frames",
+    "tests/test_cli.py::test_track_with_appearance_from_images",
+    "tests/test_cli.py::test_compare_modes_share_one_feature_pass",
+)
+
 PLUGIN = """\
 \"\"\"pytest plugin for mutation runs only (written by benchmarks/mutation.py).\"\"\"
+import os
+
 import pytest
 from hypothesis import Phase, settings
 
@@ -72,21 +88,16 @@ settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase
 settings.load_profile("mutation")
 
 
-#: Left out of mutation runs: a wall-clock assertion (meaningless under mutation on a
-#: loaded machine: it would "kill" mutants by timing) and the slowest tests (5-10 s
-#: each, every surviving mutant of the tracker would run them) whose code paths other
-#: tests cover.
-DESELECT = (
-    "tests/test_eval_parity.py::test_evaluating_adl_rundle_6_is_fast",
-    "tests/test_tracker.py::test_memory_stays_flat_over_10000_frames",
-    "tests/test_cli.py::test_track_with_appearance_from_images",
-    "tests/test_cli.py::test_compare_modes_share_one_feature_pass",
-)
+DESELECT = __LEFT_OUT__
 _total = {}
+_BROKEN = os.environ.get("DEEPTRACK_MUTATION_BROKEN")  # tests failing on the unmutated tree
+if _BROKEN and os.path.exists(_BROKEN):
+    with open(_BROKEN) as f:
+        DESELECT = DESELECT + tuple(line.strip() for line in f if line.strip())
 
 
 def pytest_collection_modifyitems(config, items):
-    drop = [i for i in items if i.nodeid.split("[")[0] in DESELECT]
+    drop = [i for i in items if i.nodeid.split("[")[0] in DESELECT or i.nodeid in DESELECT]
     if drop:
         items[:] = [i for i in items if i not in drop]
         config.hook.pytest_deselected(items=drop)
@@ -107,6 +118,30 @@ def pytest_runtest_makereport(item, call):
     total = call.duration + (0.0 if call.when == "setup" else _total.get(item.nodeid, 0.0))
     _total[item.nodeid] = durations[item.nodeid] = total
 """
+
+
+def baseline_failures(workdir: Path, env: dict) -> list[str]:
+    """Tests of ``tests_dir`` that fail on the unmutated snapshot (mutmut needs a green run).
+
+    In a repository others are committing to, the snapshot can hold a test that
+    is out of step with the code; it is left out of the run and named in the report.
+    """
+    import tomllib
+
+    tests = tomllib.loads((workdir / "pyproject.toml").read_text())["tool"]["mutmut"][
+        "tests_dir"]
+    report = workdir / "_mutation_support" / "baseline.txt"
+    code = ("import sys, pytest\n"
+            "class R:\n"
+            "    failed = []\n"
+            "    def pytest_runtest_logreport(self, report):\n"
+            "        if report.failed: self.failed.append(report.nodeid)\n"
+            "r = R()\n"
+            "pytest.main(['-q', '-p', 'no:randomly', *sys.argv[2:]], plugins=[r])\n"
+            "open(sys.argv[1], 'w').write('\\n'.join(sorted(set(r.failed))))\n")
+    subprocess.run([sys.executable, "-c", code, str(report), *tests], cwd=workdir, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return [x for x in report.read_text().splitlines() if x] if report.exists() else []
 
 
 def snapshot(workdir: Path, working_tree: bool) -> str:
@@ -135,8 +170,12 @@ def snapshot(workdir: Path, working_tree: bool) -> str:
 
 
 def run_mutmut(workdir: Path, max_children: int, only: list[str], budget_s: float,
-               log: Path) -> tuple[float, bool]:
-    """Run ``mutmut run`` in ``workdir``; stop it after ``budget_s``. Return (seconds, stopped)."""
+               log: Path) -> tuple[float, bool, list[str]]:
+    """Run ``mutmut run`` in ``workdir``; stop it after ``budget_s``.
+
+    Returns:
+        (seconds, whether it was stopped, tests left out as failing without a mutant).
+    """
     env = dict(os.environ)
     # The real sequences and weights, where the tests look for them (they skip otherwise).
     for var, sub in (("DEEPTRACK_DATA", "data"), ("DEEPTRACK_WEIGHTS", "weights")):
@@ -153,10 +192,16 @@ def run_mutmut(workdir: Path, max_children: int, only: list[str], budget_s: floa
     # the kill slower (often past mutmut's time limit, which then reports a timeout).
     support = workdir / "_mutation_support"
     support.mkdir(exist_ok=True)
-    (support / "deeptrack_mutation_plugin.py").write_text(PLUGIN)
+    (support / "deeptrack_mutation_plugin.py").write_text(
+        PLUGIN.replace("__LEFT_OUT__", repr(LEFT_OUT)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(support), env.get("PYTHONPATH")]))
     env["PYTEST_ADDOPTS"] = " ".join(filter(None, [
         env.get("PYTEST_ADDOPTS"), "-p no:cacheprovider -p deeptrack_mutation_plugin"]))
+    broken = baseline_failures(workdir, env)
+    if broken:
+        print("left out, failing without any mutant:", *broken, sep="\n  ", flush=True)
+        (support / "broken.txt").write_text("\n".join(broken))
+        env["DEEPTRACK_MUTATION_BROKEN"] = str(support / "broken.txt")
     start = time.monotonic()
     stopped = False
     with open(log, "wb") as out:
@@ -175,7 +220,7 @@ def run_mutmut(workdir: Path, max_children: int, only: list[str], budget_s: floa
     if proc.returncode not in (0, None) and not stopped:
         tail = log.read_bytes()[-3000:].decode(errors="replace")
         raise SystemExit(f"mutmut failed (exit {proc.returncode}); end of {log}:\n{tail}")
-    return time.monotonic() - start, stopped
+    return time.monotonic() - start, stopped, broken
 
 
 def _changed_lines(orig: str, mutant: str) -> str:
@@ -236,52 +281,86 @@ def score(counts: dict) -> tuple[int, int, float | None]:
     return detected, checked, (detected / checked if checked else None)
 
 
-def package_of(module: str) -> str:
-    return ".".join(module.split(".")[:2])
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def write_reports(modules: dict, meta: dict) -> None:
-    by_package: dict[str, Counter] = defaultdict(Counter)
-    for module, m in modules.items():
-        by_package[package_of(module)].update(m["counts"])
+def render(report: dict) -> None:
+    """Write mutation.json and mutation.md from the collected ``report``."""
+    meta, modules = report["meta"], report["modules"]
+    for m in modules.values():  # judgements live in EQUIVALENT, re-applied on every render
+        for s in m["survivors"]:
+            s["equivalent"] = EQUIVALENT.get(s["name"])
+    rerun = meta.get("rerun")
     total = Counter()
-    for c in by_package.values():
-        total.update(c)
-    equivalent = sum(1 for m in modules.values() for s in m["survivors"] if s["equivalent"])
+    n_equivalent = 0
+    for m in modules.values():
+        total.update(m["counts"])
+        killed_later = sum(1 for s in m["survivors"] if s.get("rerun") in DETECTED)
+        m["killed_by_new_tests"] = killed_later
+        n_equivalent += sum(1 for s in m["survivors"] if s["equivalent"])
     det, chk, sc = score(total)
-    meta["score"] = {"detected": det, "checked": chk, "score": sc,
-                     "score_without_equivalent": det / (chk - equivalent) if chk > equivalent
-                     else None, "equivalent": equivalent}
+    later = sum(m["killed_by_new_tests"] for m in modules.values())
+    report["score"] = {
+        "detected": det, "checked": chk, "score": sc,
+        "detected_after_new_tests": det + later,
+        "score_after_new_tests": (det + later) / chk if chk else None,
+        "equivalent": n_equivalent,
+        "score_after_new_tests_without_equivalent":
+            (det + later) / (chk - n_equivalent) if chk > n_equivalent else None,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mutation.json").write_text(json.dumps(
-        {"meta": meta, "packages": {k: dict(v) for k, v in sorted(by_package.items())},
-         "modules": modules}, indent=1) + "\n")
+    (RESULTS / "mutation.json").write_text(json.dumps(report, indent=1) + "\n")
 
+    sr = report["score"]
     cols = ["killed", "timeout", "survived", "no tests", "not checked"]
     lines = [
-        "# Mutation testing (mutmut 3) of tracking, association, motion and eval",
+        "# Mutation testing (mutmut 3) of the hot modules",
         "",
-        f"Run {meta['date']} on {meta['machine']}: {meta['tree']}; "
+        f"Run {meta['date']} on {meta['machine']}, mutmut {meta['mutmut']}: {meta['tree']}; "
         f"`{meta['command']}`, {meta['wall_min']:.1f} min wall"
         + (" (stopped at the time budget: unreached mutants are *not checked*)."
            if meta["stopped"] else "."),
         "",
-        ("Score = (killed + timeout) / mutants checked (*no tests* count as checked and "
-         "not detected; *not checked* ones are left out)."),
-        f"Overall: **{det} / {chk} = {100 * sc:.1f}%**" if sc is not None else "Overall: -",
+        ("Score = (killed + timeout) / mutants checked (*no tests* count as checked and not "
+         "detected; *not checked* ones are left out). mutmut 3 mutates function bodies only "
+         "(not module constants, not decorated functions such as properties)."),
         "",
-        "| module | mutants | " + " | ".join(cols) + " | score |",
-        "|---|---:|" + "---:|" * len(cols) + "---:|",
+        "Tests: `tests_dir` of `[tool.mutmut]` in pyproject.toml, less "
+        + ", ".join(f"`{t.split('::')[1]}`" for t in LEFT_OUT)
+        + " (timing or slowest)"
+        + ("; also left out as failing on the unmutated tree: "
+           + ", ".join(f"`{t}`" for t in meta["tests_left_out_failing"])
+           if meta.get("tests_left_out_failing") else "") + ".",
+        "",
+        f"- this run: **{sr['detected']} / {sr['checked']} = {_pct(sr['score'])}**",
+    ]
+    if rerun:
+        lines.append(
+            f"- its survivors rerun on {rerun['tree']} (`{rerun['command']}`, "
+            f"{rerun['wall_min']:.1f} min), with the tests added after the run: "
+            f"{sr['detected_after_new_tests'] - sr['detected']} more killed, "
+            f"**{sr['detected_after_new_tests']} / {sr['checked']} = "
+            f"{_pct(sr['score_after_new_tests'])}**")
+    lines += [
+        (f"- survivors judged equivalent: {sr['equivalent']}; leaving them out: "
+         f"**{_pct(sr['score_after_new_tests_without_equivalent'])}**"),
+        "",
+        "| module | mutants | " + " | ".join(cols) + " | score | killed by new tests | "
+        "equivalent |",
+        "|---|---:|" + "---:|" * len(cols) + "---:|---:|---:|",
     ]
     for module, m in sorted(modules.items()):
         c = m["counts"]
-        s = score(c)[2]
+        eq = sum(1 for s in m["survivors"] if s["equivalent"])
         lines.append(f"| {module} | {m['total']} | " + " | ".join(str(c.get(x, 0)) for x in cols)
-                     + f" | {'-' if s is None else f'{100 * s:.1f}%'} |")
+                     + f" | {_pct(score(c)[2])} | {m['killed_by_new_tests']} | {eq} |")
     lines += ["", "## Surviving mutants", "",
-              ("Per module: the mutant's name (`mutmut show NAME` in the work folder prints "
-               "the full diff) and the line it changes. *Equivalent* marks mutants judged "
-               "indistinguishable from the original, with the reason."), ""]
+              ("Per module: the mutant's name (`mutmut show NAME` in the run's folder prints "
+               "the full diff) and the lines it changes. **killed later**: killed on the "
+               "rerun with the tests added after the run; *equivalent*: judged "
+               "indistinguishable from the original, with the reason; unmarked: a real gap."),
+              ""]
     for module, m in sorted(modules.items()):
         if not m["survivors"]:
             continue
@@ -289,10 +368,29 @@ def write_reports(modules: dict, meta: dict) -> None:
         for s in m["survivors"]:
             change = s["change"].replace("\n", " / ") if s["change"] else "(no diff)"
             short = s["name"].split(".")[-1]
-            eq = f" — equivalent: {s['equivalent']}" if s["equivalent"] else ""
-            lines.append(f"- `{short}`: `{change}`{eq}")
+            tags = []
+            if s.get("rerun") in DETECTED:
+                tags.append("**killed later**")
+            if s["equivalent"]:
+                tags.append(f"*equivalent*: {s['equivalent']}")
+            lines.append(f"- `{short}`: `{change}`" + (" — " + "; ".join(tags) if tags else ""))
         lines.append("")
     (RESULTS / "mutation.md").write_text("\n".join(lines))
+
+
+def _run_meta(tree: str, command: str, args, wall: float, stopped: bool) -> dict:
+    import mutmut
+
+    return {"date": dt.datetime.now().isoformat(timespec="seconds"), "tree": tree,
+            "command": command, "mutmut": mutmut.__version__,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                       f"Python {platform.python_version()}",
+            "max_children": args.max_children, "only": args.only,
+            "wall_min": wall / 60, "stopped": stopped}
+
+
+def _commit_of(tree: str) -> str:
+    return tree.split("commit ")[1].split()[0]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -307,37 +405,62 @@ def main(argv: list[str] | None = None) -> None:
                     help="stop mutmut after this many minutes, keeping its results")
     ap.add_argument("--only", action="append", default=[],
                     help="mutant name pattern, e.g. 'deeptrack.motion.*' (repeatable)")
-    ap.add_argument("--collect-only", action="store_true",
-                    help="do not run; report the results already in --workdir")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="run only the survivors recorded in mutation.json, on a fresh "
+                         "snapshot (with the tests added since), and record which now die")
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite mutation.md from mutation.json (e.g. after editing "
+                         "EQUIVALENT)")
     args = ap.parse_args(argv)
-
+    command = " ".join(["python benchmarks/mutation.py", *(sys.argv[1:] if argv is None
+                                                             else argv)])
     workdir = args.workdir.resolve()
     log = workdir.parent / (workdir.name + ".log")
-    meta_file = workdir.parent / (workdir.name + ".meta.json")
-    if args.collect_only:
-        meta = json.loads(meta_file.read_text())
+
+    if args.render:
+        render(json.loads((RESULTS / "mutation.json").read_text()))
+        return
+    if args.rerun_survivors:
+        report = json.loads((RESULTS / "mutation.json").read_text())
+        names = [s["name"] for m in report["modules"].values() for s in m["survivors"]]
+        old = _commit_of(report["meta"]["tree"])
+        paths = sorted({m.replace(".", "/") + ".py" for m in report["modules"]})
+        changed = subprocess.run(["git", "diff", "--name-only", old, "HEAD", "--", *paths],
+                                 cwd=REPO, check=True, capture_output=True, text=True).stdout
+        if changed.strip() and not args.working_tree:
+            raise SystemExit(f"mutated sources changed since {old}; mutant names would not "
+                             f"match:\n{changed}")
+        tree = snapshot(workdir, args.working_tree)
+        print(f"rerunning {len(names)} survivors on {tree} in {workdir}; log {log}", flush=True)
+        wall, stopped, broken = run_mutmut(workdir, args.max_children, names,
+                                           args.budget_min * 60, log)
+        args.only = ["(the survivors)"]
+        report["meta"]["rerun"] = _run_meta(tree, command, args, wall, stopped)
+        report["meta"]["rerun"]["tests_left_out_failing"] = broken
+        statuses = {}
+        for meta_path in Path(workdir, "mutants").rglob("*.py.meta"):
+            for k, c in json.loads(meta_path.read_text())["exit_code_by_key"].items():
+                statuses[k] = STATUS.get(c, f"exit {c}")
+        for m in report["modules"].values():
+            for s in m["survivors"]:
+                s["rerun"] = statuses.get(s["name"], "not checked")
+        render(report)
     else:
         tree = snapshot(workdir, args.working_tree)
-        command = " ".join(["python benchmarks/mutation.py", *(sys.argv[1:] if argv is None
-                                                                 else argv)])
         print(f"mutating {tree} in {workdir}; log {log}", flush=True)
-        wall, stopped = run_mutmut(workdir, args.max_children, args.only,
-                                   args.budget_min * 60, log)
-        import mutmut
-
-        meta = {"date": dt.datetime.now().isoformat(timespec="seconds"), "tree": tree,
-                "command": command, "mutmut": mutmut.__version__,
-                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                           f"Python {platform.python_version()}",
-                "max_children": args.max_children, "only": args.only,
-                "wall_min": wall / 60, "stopped": stopped}
-        meta_file.write_text(json.dumps(meta, indent=1))
-    modules = collect(workdir)
-    write_reports(modules, meta)
-    s = meta["score"]
-    print(f"score {s['detected']}/{s['checked']}"
-          + (f" = {100 * s['score']:.1f}%" if s["score"] is not None else "")
-          + f"; wrote {RESULTS / 'mutation.md'}")
+        wall, stopped, broken = run_mutmut(workdir, args.max_children, args.only,
+                                           args.budget_min * 60, log)
+        meta = _run_meta(tree, command, args, wall, stopped)
+        meta["tests_left_out_failing"] = broken
+        modules = collect(workdir)
+        if args.only:  # modules outside the run's scope are not reported as "not checked"
+            modules = {k: v for k, v in modules.items()
+                       if any(fnmatch.fnmatch(f"{k}.x", p) or p.startswith(k + ".")
+                              for p in args.only)}
+        render({"meta": meta, "modules": modules})
+    s = json.loads((RESULTS / "mutation.json").read_text())["score"]
+    print(f"score {s['detected']}/{s['checked']} = {_pct(s['score'])}, after new tests "
+          f"{_pct(s['score_after_new_tests'])}; wrote {RESULTS / 'mutation.md'}")
 
 
 if __name__ == "__main__":

@@ -229,3 +229,16 @@ def test_gate_value_table():
     for dof, value in [(1, 3.8415), (2, 5.9915), (3, 7.8147), (4, 9.4877)]:
         assert chi2_quantile(0.95, dof) == pytest.approx(value, abs=1e-4)
     assert chi2_quantile() == pytest.approx(9.4877, abs=1e-4)
+
+
+@pytest.mark.parametrize("engine", [BatchedKalman, FilterpyKalman])
+def test_no_tracks(engine):
+    kf = engine()
+    mean, cov = kf.initiate(np.zeros((0, 4)))
+    assert mean.shape == (0, 8) and cov.shape == (0, *engine.cov_shape)
+    mean, cov = kf.predict(mean, cov)
+    proj, s = kf.project(mean, cov)
+    assert proj.shape == (0, 4) and s.shape[0] == 0
+    assert s.shape == ((0, 4) if engine is BatchedKalman else (0, 4, 4))
+    mean, cov = kf.update(mean, cov, np.zeros((0, 4)))
+    assert mean.shape == (0, 8) and cov.shape == (0, *engine.cov_shape)

@@ -266,3 +266,81 @@ def test_tracker_iou_stage_matches_at_exactly_max_iou_distance():
     tid = int(out.track_ids[0])
     out = tracker.update(B, np.ones(1))
     assert out.track_ids.tolist() == [tid] and out.det_index.tolist() == [0]
+
+
+def test_cascade_skips_a_level_with_nothing_admissible_and_goes_on():
+    # Level 1 (track 0) admits nothing; level 2 (track 1) must still be matched.
+    cost = np.array([[0.9, 0.9], [0.1, GATED]])
+    levels = np.array([1, 2])
+    m = matching_cascade(cost, levels, 0.2)
+    assert m.pairs.tolist() == [[1, 0]] and m.unmatched_tracks.tolist() == [0]
+    assert m.unmatched_detections.tolist() == [1]
+    lazy = matching_cascade_lazy(np.array([0, 0, 1]), np.array([0, 1, 0]),
+                                 lambda r, c: cost[r, c], levels, 2, 0.2)
+    assert lazy.pairs.tolist() == [[1, 0]] and lazy.unmatched_tracks.tolist() == [0]
+
+
+def test_cascade_stops_only_when_every_detection_is_taken():
+    # Three levels; level 1 takes detection 0, level 2 detection 1, level 3 the last one.
+    cost = np.array([[0.1, 0.15, 0.15], [0.15, 0.1, 0.15], [0.15, 0.15, 0.1]])
+    m = matching_cascade(cost, np.array([1, 2, 3]), 0.2)
+    assert _pairs(m) == [(0, 0), (1, 1), (2, 2)]
+    m = matching_cascade(cost[:, :1], np.array([1, 2, 3]), 0.2)  # one detection, taken first
+    assert m.pairs.tolist() == [[0, 0]] and m.unmatched_tracks.tolist() == [1, 2]
+
+
+def test_l2_normalize_rescales_extreme_rows_and_names_bad_ones():
+    from deeptrack.association.costs import l2_normalize
+
+    x = np.array([[3e-30, 4e-30], [3e30, 4e30], [3.0, 4.0]], np.float32)
+    np.testing.assert_allclose(l2_normalize(x), [[0.6, 0.8]] * 3, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"^embeddings\[1\] contains NaN or inf$"):
+        l2_normalize(np.array([[1.0, 0.0], [np.nan, 1.0]]))
+    with pytest.raises(ValueError, match=r"^embeddings\[1\] is the zero vector; it has no "):
+        l2_normalize(np.array([[1.0, 0.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"^feats\[0\] contains NaN"):
+        l2_normalize(np.array([[np.inf, 0.0]]), "feats")
+
+
+# ------------------------------------------------------------------ assignment, by brute force
+
+_GRID = [0.0, 0.05, 0.1, 0.15, 0.2, float(np.nextafter(0.2, 1.0)), 0.3, GATED]
+
+
+def _best_weight(cost: np.ndarray, max_cost: float) -> float:
+    """Largest sum of ``max + 1e-5 - cost`` over matchings of admissible pairs (brute force).
+
+    This is what DeepSORT's clipped assignment optimises: every pair at or under
+    the cap is worth a positive amount (1e-5 at the cap itself), every other one
+    nothing.
+    """
+    t, n = cost.shape
+
+    def rec(i: int, used: frozenset) -> float:
+        if i == t:
+            return 0.0
+        best = rec(i + 1, used)
+        for j in range(n):
+            if j not in used and cost[i, j] <= max_cost:
+                best = max(best, max_cost + 1e-5 - cost[i, j] + rec(i + 1, used | {j}))
+        return best
+
+    return rec(0, frozenset())
+
+
+@settings(max_examples=60, deadline=None)
+@given(t=st.integers(1, 4), n=st.integers(1, 4), data=st.data())
+def test_solve_is_the_max_weight_matching_of_admissible_pairs(t, n, data):
+    # Costs from a grid holding the cap itself, one ulp above it, and ties.
+    cost = np.array(data.draw(st.lists(st.sampled_from(_GRID), min_size=t * n, max_size=t * n)),
+                    dtype=np.float64).reshape(t, n)
+    best = _best_weight(cost, 0.2)
+    rows, cols = np.nonzero(cost < GATED)
+    for m in (solve(cost, 0.2), solve_pairs(rows, cols, cost[rows, cols], t, n, 0.2)):
+        p = m.pairs
+        assert len(set(p[:, 0])) == len(p) and len(set(p[:, 1])) == len(p)
+        assert (cost[p[:, 0], p[:, 1]] <= 0.2).all()
+        assert sorted([*p[:, 0], *m.unmatched_tracks]) == list(range(t))
+        assert sorted([*p[:, 1], *m.unmatched_detections]) == list(range(n))
+        weight = float(np.sum(0.2 + 1e-5 - cost[p[:, 0], p[:, 1]]))
+        assert weight == pytest.approx(best, abs=1e-9)
