@@ -11,10 +11,14 @@ seeded by the caller: the same arguments give the same scene.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from deeptrack.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,64 @@ def make_scene(
     Returns:
         The scene.
     """
+    frames = list(iter_scene(
+        n_objects, n_frames, seed=seed, width=width, height=height, embedding_dim=embedding_dim,
+        appearance_noise=appearance_noise, box_jitter=box_jitter, speed=speed,
+        accel_noise=accel_noise, p_miss=p_miss, p_occlusion=p_occlusion,
+        occlusion_frames=occlusion_frames, fp_per_frame=fp_per_frame, empty_frames=empty_frames,
+    ))
+    _check_number("frame_rate", frame_rate, low=0.0)
+    return SyntheticScene(frames, width, height, frame_rate, embedding_dim)
+
+
+def iter_scene(
+    n_objects: int = 10,
+    n_frames: int = 200,
+    *,
+    seed: int = 0,
+    width: int = 1920,
+    height: int = 1080,
+    embedding_dim: int = 128,
+    appearance_noise: float = 0.3,
+    box_jitter: float = 0.02,
+    speed: float = 4.0,
+    accel_noise: float = 0.05,
+    p_miss: float = 0.05,
+    p_occlusion: float = 0.005,
+    occlusion_frames: tuple[int, int] = (3, 10),
+    fp_per_frame: float = 0.5,
+    empty_frames: tuple[int, ...] = (),
+) -> Iterator[SyntheticFrame]:
+    """Yield the frames of :func:`make_scene`'s scene one at a time, holding none of them.
+
+    The same arguments (``frame_rate`` aside) give the same frames as ``make_scene``;
+    a scene of any length costs the memory of one frame (``benchmarks/soak.py``).
+
+    Raises:
+        InputError: a negative count, a non-finite or out-of-range parameter.
+    """
     if n_objects < 0 or n_frames < 0:
-        raise ValueError("n_objects and n_frames must be >= 0")
+        raise InputError("n_objects and n_frames must be >= 0")
+    for name, value, low in (("width", width, 1), ("height", height, 1),
+                             ("embedding_dim", embedding_dim, 1), ("speed", speed, 0.0),
+                             ("appearance_noise", appearance_noise, 0.0),
+                             ("box_jitter", box_jitter, 0.0), ("accel_noise", accel_noise, 0.0),
+                             ("fp_per_frame", fp_per_frame, 0.0)):
+        _check_number(name, value, low=low, inclusive=True)
+    for name, value in (("p_miss", p_miss), ("p_occlusion", p_occlusion)):
+        _check_number(name, value, low=0.0, high=1.0, inclusive=True)
+    if not 1 <= occlusion_frames[0] <= occlusion_frames[1]:
+        raise InputError(f"occlusion_frames = {occlusion_frames!r} must be (min, max) with "
+                         "1 <= min <= max")
+    return _frames(
+        n_objects, n_frames, seed, width, height, embedding_dim, appearance_noise, box_jitter,
+        speed, accel_noise, p_miss, p_occlusion, occlusion_frames, fp_per_frame, empty_frames,
+    )
+
+
+def _frames(n_objects, n_frames, seed, width, height, embedding_dim, appearance_noise,
+            box_jitter, speed, accel_noise, p_miss, p_occlusion, occlusion_frames,
+            fp_per_frame, empty_frames) -> Iterator[SyntheticFrame]:
     rng = np.random.default_rng(seed)
     d = embedding_dim
     next_id = 0
@@ -124,7 +184,6 @@ def make_scene(
     pos, vel, w, h, ids, base = spawn(n_objects, anywhere=True)
     gap = np.zeros(n_objects, np.int64)  # remaining occluded frames per object
     empty = set(empty_frames)
-    frames = []
     for f in range(n_frames):
         vel = vel + rng.normal(0, accel_noise, vel.shape)
         pos = pos + vel
@@ -166,11 +225,20 @@ def make_scene(
         # Degenerate jitter cannot flip a box: widths stay positive.
         det_boxes[:, 2:] = np.maximum(det_boxes[:, 2:], det_boxes[:, :2] + 1.0)
         order = rng.permutation(len(det_boxes))
-        frames.append(SyntheticFrame(
+        yield SyntheticFrame(
             det_boxes[order], scores[order], det_emb[order].astype(np.float32),
             det_ids[order].astype(np.int64), gt_boxes, ids.astype(np.int64).copy(),
-        ))
-    return SyntheticScene(frames, width, height, frame_rate, d)
+        )
+
+
+
+def _check_number(name: str, value: float, *, low: float, high: float | None = None,
+                  inclusive: bool = False) -> None:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value)
+    ok = ok and (value >= low if inclusive else value > low) and (high is None or value <= high)
+    if not ok:
+        bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high else "")
+        raise InputError(f"{name} = {value!r} must be a finite number {bound}")
 
 
 def make_crossing_scene(
