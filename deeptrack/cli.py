@@ -96,12 +96,6 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
         appearance = dataclasses.replace(appearance, cache_dir=None)
     elif appearance.cache_dir is None:
         appearance = dataclasses.replace(appearance, cache_dir=str(DEFAULT_CACHE))
-    if appearance.cache_dir is not None and appearance.cache_max_bytes is None:
-        from deeptrack.appearance.cache import default_max_bytes
-
-        # resolved now: a bad $DEEPTRACK_CACHE_MAX_BYTES fails before any work, and
-        # config.json records the bound that applied
-        appearance = dataclasses.replace(appearance, cache_max_bytes=default_max_bytes())
     tracker = cfg.tracker
     pooling = getattr(args, "pooling", None)
     if isinstance(pooling, str):
@@ -110,6 +104,12 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
         else:
             tracker = with_overrides(tracker, **_parse_mode(pooling))
     use_appearance = cfg.use_appearance and not args.no_appearance
+    if use_appearance and appearance.cache_dir is not None and appearance.cache_max_bytes is None:
+        from deeptrack.appearance.cache import default_max_bytes
+
+        # resolved now: a bad $DEEPTRACK_CACHE_MAX_BYTES fails before any work, and
+        # config.json records the bound that applied
+        appearance = dataclasses.replace(appearance, cache_max_bytes=default_max_bytes())
     if use_appearance and appearance.weights is None and weights != "random":
         raise ConfigError(
             "no backbone weights: pass --weights FILE (a state_dict) or a torchvision weights "
@@ -133,19 +133,17 @@ def _parse_mode(text: str) -> dict[str, Any]:
         try:
             if mode is PoolingMode.GEM:
                 out["gem_p"] = float(param)
-                if not (math.isfinite(out["gem_p"]) and 0 < out["gem_p"] <= 100):
-                    raise ConfigError(f"--pooling: GeM's p in {text!r} must be a number in "
-                                      "0 < p <= 100")
             elif mode is PoolingMode.MAXPOOL_FLATTEN:
                 out["maxpool_kernel"] = int(param)
-                if not 1 <= out["maxpool_kernel"] <= 64:
-                    raise ConfigError(f"--pooling: the kernel in {text!r} must be an integer in "
-                                      "1..64")
             else:
                 raise ValueError
         except ValueError:
             raise ConfigError(f"--pooling: bad parameter in {text!r} (use gem:P or "
                               "maxpool_flatten:K)") from None
+        if not (math.isfinite(out.get("gem_p", 1.0)) and 0 < out.get("gem_p", 1.0) <= 100):
+            raise ConfigError(f"--pooling: GeM's p in {text!r} must be a number in 0 < p <= 100")
+        if not 1 <= out.get("maxpool_kernel", 1) <= 64:
+            raise ConfigError(f"--pooling: the kernel in {text!r} must be an integer in 1..64")
     return out
 
 

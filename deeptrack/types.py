@@ -64,7 +64,7 @@ def _as_float64(x: Any, name: str) -> NDArray[np.float64]:
     """Return ``x`` as a float64 array, or raise an ``InputError`` naming ``name``."""
     a = _as_array(x, name)
     if a.dtype.kind not in "biuf":
-        raise InputError(f"{name} must be real numbers, got dtype {a.dtype}")
+        raise InputError(f"{name} must be numeric (real numbers), got dtype {a.dtype}")
     return a.astype(np.float64, copy=False)
 
 
@@ -80,8 +80,9 @@ def as_2d_float(x: Any, name: str, n: int, *, check_finite: bool = True) -> NDAr
     if a.shape[0] != n:
         raise InputError(f"{name} has {a.shape[0]} rows but there are {n} boxes")
     if a.dtype.kind not in "biuf":
-        raise InputError(f"{name} must be real numbers, got dtype {a.dtype}")
-    a = a.astype(np.float32, copy=False)
+        raise InputError(f"{name} must be numeric (real numbers), got dtype {a.dtype}")
+    with np.errstate(over="ignore"):  # beyond float32: inf, refused as such below
+        a = a.astype(np.float32, copy=False)
     # A NaN or inf anywhere makes the sum non-finite (so may an overflow: then look closer).
     if check_finite and n and not np.isfinite(a.sum()) and not np.isfinite(a).all():
         i = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
@@ -123,12 +124,13 @@ class Detections:
         if self.roi_features is not None:
             f = _as_array(self.roi_features, "roi_features")
             if f.dtype.kind not in "biuf":
-                raise InputError(f"roi_features must be real numbers, got dtype {f.dtype}")
+                raise InputError(f"roi_features must be numeric (real numbers), got dtype {f.dtype}")
             if f.ndim != 4 or f.shape[0] != n:
                 raise InputError(
                     f"roi_features must have shape ({n}, C, H, W) to match boxes, got {f.shape}"
                 )
-            f = f.astype(np.float32, copy=False)
+            with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+                f = f.astype(np.float32, copy=False)
             if n and not np.isfinite(f).all():
                 raise InputError("roi_features contains NaN or inf")
             object.__setattr__(self, "roi_features", f)

@@ -30,11 +30,18 @@ Tolerated, because the real MOTChallenge files contain it:
 Anything else is a :class:`~deeptrack.errors.DataFormatError` whose message
 starts with ``path:line:`` and says what is wrong: a wrong or changing column
 count, a field that is not a number, NaN or infinity, a frame number that is not
-an integer >= 1 or lies beyond the frames of the sequence, an id that is not an
-integer (not ``-1`` in a detection file, negative elsewhere), a width or height
-<= 0, a consider flag other than 0/1, a class outside 1..13, a visibility
-outside [0, 1], the same id twice in one frame, a blank line before the end of
-the file, or bytes that are not UTF-8.
+an integer in 1..``MAX_FRAME`` (10 million) or lies beyond the frames of the
+sequence, an id that is not an integer (not ``-1`` in a detection file, outside
+0..``MAX_ID`` = 2**31 - 1 elsewhere), a width or height <= 0, a box that the
+tracker would refuse (a coordinate beyond +-1e7 px, a side below 1e-8 px: see
+:func:`deeptrack.boxes.validate_xyxy`), a consider flag other than 0/1, a class
+outside 1..13, a visibility outside [0, 1], the same id twice in one frame, a
+blank line before the end of the file, a line longer than 64 KiB, or bytes that
+are not UTF-8.
+
+Files are read block by block into arrays allocated once (numpy's C parser does
+the numbers; a line-by-line pass runs only to name a malformed line), so reading
+costs about the memory of the table returned, not a multiple of the file.
 """
 
 from __future__ import annotations
@@ -174,7 +181,7 @@ class TrackResults:
             raise InputError(f"boxes has {len(boxes)} rows but frame has {n}")
         scores = np.asarray(self.scores)
         if scores.dtype.kind not in "biuf":
-            raise InputError(f"scores must be real numbers, got dtype {scores.dtype}")
+            raise InputError(f"scores must be numeric (real numbers), got dtype {scores.dtype}")
         scores = scores.astype(np.float64, copy=False).reshape(-1)
         if len(scores) != n:
             raise InputError(f"scores has {len(scores)} rows but frame has {n}")
@@ -337,10 +344,21 @@ def _text_blocks(path: Path) -> Iterator[tuple[int, list[str]]]:
                 raise DataFormatError(f"{path}:{line}: line longer than {MAX_LINE_BYTES} bytes")
             if cut >= 0:
                 lines = _decode(path, head, lineno).split("\n")
+                if len(head) > MAX_LINE_BYTES:
+                    _check_line_lengths(path, lines, lineno)
                 yield lineno, lines
                 lineno += len(lines)
         if rest:
             yield lineno, [_decode(path, rest, lineno)]
+
+
+def _check_line_lengths(path: Path, lines: list[str], lineno: int) -> None:
+    # characters, never more than the line's bytes: a line over the limit in characters is
+    # over it in bytes too (the rare multi-byte line just under it passes; it is still short)
+    lengths = list(map(len, lines))
+    if max(lengths) > MAX_LINE_BYTES:
+        i = next(i for i, n in enumerate(lengths) if n > MAX_LINE_BYTES)
+        raise DataFormatError(f"{path}:{lineno + i}: line longer than {MAX_LINE_BYTES} bytes")
 
 
 def _decode(path: Path, data: bytes, lineno: int) -> str:
@@ -746,7 +764,9 @@ def write_results(path: str | Path, results: TrackResults) -> None:
         path: the result file, usually ``<results_dir>/<sequence>.txt``.
         results: the rows; written sorted by frame then id as
             ``frame,id,x,y,w,h,conf,-1,-1,-1`` with 1-based tlwh boxes, numbers
-            rounded to 6 decimals.
+            rounded to 6 decimals, except a box that the rounding would make
+            invalid (a width of 1e-7, say): it is written exactly, so that
+            :func:`read_results` reads back every box written.
     """
     path = Path(path)
     write_atomic(path, format_results(results))  # formatting fails before any write

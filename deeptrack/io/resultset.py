@@ -244,7 +244,9 @@ def write_result_set(out: str | Path, files: Mapping[str, str | bytes], *, comma
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ResultSetError(f"{out}: cannot create its parent folder: {e.strerror or e}") from None
+        blocker = next((a for a in out.parents if a.exists() and not a.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else e.strerror or str(e)
+        raise ResultSetError(f"{out}: cannot create its parent folder: {why}") from None
     remove_orphans(out)
     replace = check_destination(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
