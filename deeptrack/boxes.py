@@ -146,7 +146,7 @@ def validate_xyxy(boxes: ArrayLike, name: str = "boxes") -> NDArray[np.float64]:
         except (TypeError, ValueError) as e:
             raise InputError(f"{name} must be numbers in an (N, 4) array: {e}") from None
         if b.dtype.kind not in "biuf" and b.size:
-            raise InputError(f"{name} must be real numbers, got dtype {b.dtype}")
+            raise InputError(f"{name} must be numeric (real numbers), got dtype {b.dtype}")
         b = b.astype(np.float64, copy=False)
     if b.ndim == 1 and b.size == 0:
         b = b.reshape(0, 4)
