@@ -154,20 +154,46 @@ def test_head_cache_key_holds_the_roialign_size():
 # ---------------------------------------------------------------- weights
 
 
-def test_real_weights_load_strictly_through_the_user_path(osnet_pth):
-    emb = embedder(osnet_pth, "head")
-    state = torch.load(osnet_pth, map_location="cpu", weights_only=True)
-    trunk = emb._model.trunk
-    torch.testing.assert_close(trunk[0].conv.weight, state["conv1.conv.weight"])
-    torch.testing.assert_close(trunk[5].bn.running_var, state["conv5.bn.running_var"])
-    torch.testing.assert_close(emb._model.head.fc[1].running_mean, state["fc.1.running_mean"])
+def reference_net(path: Path) -> OSNet:
+    """An unfused OSNet x0.25 with the file loaded by torch's own strict load_state_dict."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = OSNet(OSNET_WIDTHS["osnet_x0_25"])
+    net.load_state_dict({k: v for k, v in state.items() if not k.startswith("classifier.")},
+                        strict=True)
+    return net.eval()
+
+
+@pytest.mark.parametrize("weights", ["random", "pth"])
+def test_weights_load_through_the_user_path(weights, request, random_x0_25_file):
+    """The embedder (read_weights, apply_weights, BN folding) computes the file's network."""
+    path = request.getfixturevalue("osnet_pth") if weights == "pth" else random_x0_25_file
+    emb = embedder(path, "crops")
+    crop = np.random.default_rng(4).integers(0, 256, (256, 128, 3), dtype=np.uint8)
+    ours = emb.roi_features(crop, [[0.0, 0.0, 128.0, 256.0]])[:, :, 0, 0]
+    with torch.inference_mode():
+        ref = reference_net(path)(torch.from_numpy(normalise(crop))).numpy()
+    assert np.abs(ours - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
     assert emb.key["weights"].startswith("sha256:")
 
 
-def test_random_file_with_classifier_loads(random_x0_25_file):
-    emb = embedder(random_x0_25_file, "crops")
-    state = torch.load(random_x0_25_file, weights_only=True)
-    torch.testing.assert_close(emb._model.head.fc[0].weight, state["fc.0.weight"])
+def test_batchnorm_folding_keeps_the_function():
+    torch.manual_seed(1)
+    net = OSNet(OSNET_WIDTHS["osnet_x0_25"])
+    with torch.no_grad():  # BN statistics far from the identity, as trained ones are
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    with pytest.raises(RuntimeError, match="eval mode"):
+        net.fuse_batchnorm_()
+    x = torch.randn(2, 3, 256, 128)
+    with torch.inference_mode():
+        before = net.eval()(x)
+        after = net.fuse_batchnorm_()(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
 
 
 def _save(tmp_path, state, name="bad.pth") -> Path:

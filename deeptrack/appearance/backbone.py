@@ -582,6 +582,7 @@ def _build_osnet(spec: BackboneSpec, state: Mapping | None, source: str,
     model = OSNet(OSNET_WIDTHS[spec.backbone])
     if state is not None:  # strict: all of OSNet, nothing else (but its ID classifier)
         apply_weights(model, check_osnet_state(model, state, source), [""], source)
+    model.eval().fuse_batchnorm_()
     if spec.kind == "map":
         return MapExtractor(model.trunk(spec.layer), None, spec, image_scale)
     return MapExtractor(model.trunk("conv5"), model.head(), spec, image_scale,

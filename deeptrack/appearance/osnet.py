@@ -85,7 +85,7 @@ class _ConvBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn(self.conv(x))
-        return torch.relu(x) if self.relu else x
+        return x.relu_() if self.relu else x
 
 
 class _Lite3x3(nn.Module):
@@ -98,7 +98,7 @@ class _Lite3x3(nn.Module):
         self.bn = nn.BatchNorm2d(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.bn(self.conv2(self.conv1(x))))
+        return self.bn(self.conv2(self.conv1(x))).relu_()
 
 
 class _AggregationGate(nn.Module):
@@ -133,9 +133,11 @@ class _OSBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.conv1(x)
-        fused = sum(self.gate(getattr(self, s)(z)) for s in _STREAMS)
+        fused = self.gate(self.conv2a(z))
+        for stream in (self.conv2b, self.conv2c, self.conv2d):
+            fused += self.gate(stream(z))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return torch.relu(self.conv3(fused) + shortcut)
+        return (self.conv3(fused) + shortcut).relu_()
 
 
 def _stage(c_in: int, c_out: int, transition: bool) -> nn.Sequential:
@@ -214,6 +216,28 @@ class OSNet(nn.Module):
                              f"{', '.join(OSNET_LAYERS)}")
         return nn.Sequential(*(getattr(self, s) for s in _STAGES[:_STAGES.index(layer) + 1]))
 
+    def fuse_batchnorm_(self) -> OSNet:
+        """Fold each BatchNorm2d into the conv before it, in place; for inference only.
+
+        The folded network computes the same function (to float rounding,
+        tests/test_osnet.py) with 80 fewer passes over the activations: 1.3x
+        faster on the CPU (bench_osnet.py, "BatchNorm folding"). Its
+        ``state_dict`` no longer has the checkpoints' layout, so load weights
+        first. The ``fc`` head's BatchNorm1d is left as it is (one row per box).
+
+        Raises:
+            RuntimeError: the model is in training mode (batch statistics).
+        """
+        if self.training:
+            raise RuntimeError("fuse_batchnorm_ needs eval mode: call .eval() first")
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, _ConvBN) and isinstance(m.bn, nn.BatchNorm2d):
+                    m.bn = _fold_into(m.conv, m.bn)
+                elif isinstance(m, _Lite3x3) and isinstance(m.bn, nn.BatchNorm2d):
+                    m.bn = _fold_into(m.conv2, m.bn)
+        return self
+
     def head(self) -> OSNetHead:
         """Return the embedding head (global average pool + ``fc``), sharing ``fc``."""
         return OSNetHead(self.fc)
@@ -223,6 +247,17 @@ class OSNet(nn.Module):
         for s in _STAGES:
             x = getattr(self, s)(x)
         return self.fc(x.mean(dim=(2, 3)))
+
+
+def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Identity:
+    """Give ``conv`` the weights and bias of ``bn(conv(x))``; return what replaces ``bn``."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+    conv.bias = nn.Parameter(bias)
+    return nn.Identity()
 
 
 def check_osnet_state(model: OSNet, state: Mapping[str, torch.Tensor],
