@@ -63,6 +63,17 @@ def _number(flag: str, kind: type = float, low: float | None = None, high: float
     return parse
 
 
+def _file_name(flag: str):
+    """An argparse ``type``: a plain file name (no folder part), as ``det/`` holds."""
+    def parse(text: str) -> str:
+        if not text or Path(text).name != text or text in (".", ".."):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a file name inside det/")
+        return text
+
+    parse.__name__ = flag
+    return parse
+
+
 #: Bounds of the demo's synthetic scene (it is held in memory: ~0.6 KB per object and frame).
 DEMO_MAX_OBJECTS = 1000
 DEMO_MAX_FRAMES = 100_000
@@ -380,7 +391,8 @@ def _add_run_options(p: argparse.ArgumentParser, pooling_help: str) -> None:
     p.add_argument("--backbone", help="e.g. mobilenet_v2, resnet50_c4, resnet101_c4")
     p.add_argument("--layer", help="backbone layer the RoIs are pooled from")
     p.add_argument("--weights", help="state_dict file, torchvision weights name, or 'random'")
-    p.add_argument("--det-file", help="detection file inside det/ (default det.txt)")
+    p.add_argument("--det-file", type=_file_name("--det-file"),
+                   help="detection file inside det/ (default det.txt)")
     p.add_argument("--min-confidence", type=_number("--min-confidence"),
                    help="drop detections scoring below it")
     p.add_argument("--image-scale", type=_number("--image-scale", float, 0, 4, low_open=True),

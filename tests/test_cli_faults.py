@@ -301,6 +301,7 @@ HOSTILE = {
         "1,1e30,1,1,5,5,0.9\n"), [], "det.txt:1: id column is 1e+30"),
     "det x 1e300": (lambda s: (s / "SEQ-02" / "det" / "det.txt").write_text(
         "1,-1,1e300,1,5,5,0.9\n"), [], "det.txt:1: box"),
+    "det-file outside det/": (None, ["--det-file", "../gt/gt.txt"], "argument --det-file"),
 }
 
 

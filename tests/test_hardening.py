@@ -116,6 +116,13 @@ def test_min_confidence_must_be_finite(tmp_path):
         read_detections(p, min_confidence=float("nan"))
 
 
+def test_seqinfo_values_are_not_interpolated(tmp_path):
+    seq = make_sequence(tmp_path)
+    ini = seq / "seqinfo.ini"
+    ini.write_text(ini.read_text().replace("name=SEQ-01", "name=50% (%(x)s)"))
+    assert load_sequence(seq).name == "50% (%(x)s)"
+
+
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("frameRate", "inf", "frameRate=inf is not a finite number"),
     ("frameRate", "nan", "frameRate=nan is not a finite number"),
@@ -229,6 +236,7 @@ def test_a_result_set_replaces_an_earlier_one_whole(tmp_path):
     out = tmp_path / "out"
     write_result_set(out, {"A.txt": "a", "B.txt": "b"}, command="track")
     (out / "metrics.json").write_text("{}")  # what eval adds
+    (out / ".metrics.json.k3j4.tmp").write_text("{")  # an eval killed while writing it
     assert write_result_set(out, {"A.txt": "a2"}, command="track") is True
     assert sorted(p.name for p in out.iterdir()) == ["A.txt", MANIFEST]  # no B.txt mixed in
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing left beside it
@@ -321,6 +329,17 @@ def test_the_cache_is_bounded_by_default(monkeypatch, tmp_path):
         monkeypatch.setenv("DEEPTRACK_CACHE_MAX_BYTES", bad)
         with pytest.raises(ConfigError, match="DEEPTRACK_CACHE_MAX_BYTES"):
             FeatureCache(tmp_path / "c")
+
+
+def test_an_entry_whose_meta_lies_about_the_counts_is_recomputed(tmp_path):
+    paths, boxes = _frames(tmp_path)
+    cache = FeatureCache(tmp_path / "cache")
+    entry = extract_sequence(TinyEmbedder(), paths, boxes, cache=cache).path
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["counts"] = [12, 0, 0, 0]  # same total, other frames
+    (entry / "meta.json").write_text(json.dumps(meta))
+    again = extract_sequence(TinyEmbedder(), paths, boxes, cache=FeatureCache(cache.root))
+    assert not again.from_cache and again.counts.tolist() == [3, 3, 3, 3]
 
 
 def test_an_entry_larger_than_the_bound_is_used_but_not_kept(tmp_path):

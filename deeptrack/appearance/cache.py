@@ -181,7 +181,8 @@ def load_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
     try:
         with Image.open(path) as im:
             return np.array(im.convert("RGB"))  # a writable array, unlike np.asarray
-    except (OSError, UnidentifiedImageError) as e:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        # (a decompression bomb: Pillow's pixel limit, ~179 megapixels)
         raise DataFormatError(f"cannot read image {path}: {e}") from None
 
 
@@ -642,6 +643,10 @@ def extract_sequence(
     }
     if cache is not None:
         hit = cache.load(key)
+        if hit is not None and not np.array_equal(hit.counts, counts):
+            # meta.json is not covered by the maps' checksum: a damaged one can lie
+            cache._discard(hit.path, "box counts differ from the sequence's")
+            hit = None
         if hit is not None:
             if progress is not None:
                 progress(len(boxes), len(boxes))

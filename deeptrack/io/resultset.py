@@ -174,7 +174,10 @@ def check_destination(out: str | Path) -> bool:
             "choose another --out"
         )
     known = set(manifest["files"]) | {MANIFEST, *ADDED_LATER}
-    foreign = [p for p in present if p not in known]
+    # write_atomic's temporary files of those, left by a run killed while writing them
+    leftover = tuple(f".{name}." for name in ADDED_LATER)
+    foreign = [p for p in present
+               if p not in known and not (p.startswith(leftover) and p.endswith(".tmp"))]
     if foreign:
         shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
         raise ResultSetError(

@@ -129,7 +129,7 @@ def find_sequences(path: str | Path) -> list[Path]:
 
 def _read_seqinfo(path: Path) -> dict[str, str]:
     ini = path / "seqinfo.ini"
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(interpolation=None)  # a '%' in a name is just a '%'
     try:
         if ini.stat().st_size > 1 << 20:  # a real one has a dozen short lines
             raise DataFormatError(f"{ini}: larger than 1 MiB; not a seqinfo.ini")
