@@ -285,19 +285,40 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _upgrade(report: dict) -> dict:
+    """Reports written by one run ({"meta", "modules"}) become the list-of-runs form."""
+    if "meta" in report:
+        meta = report.pop("meta")
+        if "rerun" in meta:
+            report["rerun"] = meta.pop("rerun")
+        report["runs"] = [meta]
+        for m in report["modules"].values():
+            m.setdefault("run", 0)
+    return report
+
+
+def _run_line(meta: dict) -> str:
+    left = meta.get("tests_left_out_failing")
+    return (f"{meta['date']} on {meta['machine']}, mutmut {meta['mutmut']}: {meta['tree']}; "
+            f"`{meta['command']}`, {meta['wall_min']:.1f} min wall"
+            + (" (stopped at the time budget: unreached mutants are *not checked*)"
+               if meta["stopped"] else "")
+            + ("; left out as failing on the unmutated tree: "
+               + ", ".join(f"`{t}`" for t in left) if left else "") + ".")
+
+
 def render(report: dict) -> None:
     """Write mutation.json and mutation.md from the collected ``report``."""
-    meta, modules = report["meta"], report["modules"]
+    report = _upgrade(report)
+    runs, modules, rerun = report["runs"], report["modules"], report.get("rerun")
     for m in modules.values():  # judgements live in EQUIVALENT, re-applied on every render
         for s in m["survivors"]:
             s["equivalent"] = EQUIVALENT.get(s["name"])
-    rerun = meta.get("rerun")
     total = Counter()
     n_equivalent = 0
     for m in modules.values():
         total.update(m["counts"])
-        killed_later = sum(1 for s in m["survivors"] if s.get("rerun") in DETECTED)
-        m["killed_by_new_tests"] = killed_later
+        m["killed_by_new_tests"] = sum(1 for s in m["survivors"] if s.get("rerun") in DETECTED)
         n_equivalent += sum(1 for s in m["survivors"] if s["equivalent"])
     det, chk, sc = score(total)
     later = sum(m["killed_by_new_tests"] for m in modules.values())
@@ -314,31 +335,24 @@ def render(report: dict) -> None:
 
     sr = report["score"]
     cols = ["killed", "timeout", "survived", "no tests", "not checked"]
-    lines = [
-        "# Mutation testing (mutmut 3) of the hot modules",
-        "",
-        f"Run {meta['date']} on {meta['machine']}, mutmut {meta['mutmut']}: {meta['tree']}; "
-        f"`{meta['command']}`, {meta['wall_min']:.1f} min wall"
-        + (" (stopped at the time budget: unreached mutants are *not checked*)."
-           if meta["stopped"] else "."),
+    lines = ["# Mutation testing (mutmut 3) of the hot modules", ""]
+    lines += [f"- run {i + 1}: {_run_line(meta)}" for i, meta in enumerate(runs)]
+    if rerun:
+        lines.append(f"- survivors rerun: {_run_line(rerun)}")
+    lines += [
         "",
         ("Score = (killed + timeout) / mutants checked (*no tests* count as checked and not "
          "detected; *not checked* ones are left out). mutmut 3 mutates function bodies only "
-         "(not module constants, not decorated functions such as properties)."),
+         "(not module constants, not decorated functions such as properties). Tests: "
+         "`tests_dir` of `[tool.mutmut]` in pyproject.toml, less "
+         + ", ".join(f"`{t.split('::')[1]}`" for t in LEFT_OUT) + " (timing, or slowest)."),
         "",
-        "Tests: `tests_dir` of `[tool.mutmut]` in pyproject.toml, less "
-        + ", ".join(f"`{t.split('::')[1]}`" for t in LEFT_OUT)
-        + " (timing or slowest)"
-        + ("; also left out as failing on the unmutated tree: "
-           + ", ".join(f"`{t}`" for t in meta["tests_left_out_failing"])
-           if meta.get("tests_left_out_failing") else "") + ".",
-        "",
-        f"- this run: **{sr['detected']} / {sr['checked']} = {_pct(sr['score'])}**",
+        (f"- score of the run{'s' if len(runs) > 1 else ''}: "
+         f"**{sr['detected']} / {sr['checked']} = {_pct(sr['score'])}**"),
     ]
     if rerun:
         lines.append(
-            f"- its survivors rerun on {rerun['tree']} (`{rerun['command']}`, "
-            f"{rerun['wall_min']:.1f} min), with the tests added after the run: "
+            f"- survivors rerun with the tests added since: "
             f"{sr['detected_after_new_tests'] - sr['detected']} more killed, "
             f"**{sr['detected_after_new_tests']} / {sr['checked']} = "
             f"{_pct(sr['score_after_new_tests'])}**")
@@ -346,14 +360,15 @@ def render(report: dict) -> None:
         (f"- survivors judged equivalent: {sr['equivalent']}; leaving them out: "
          f"**{_pct(sr['score_after_new_tests_without_equivalent'])}**"),
         "",
-        "| module | mutants | " + " | ".join(cols) + " | score | killed by new tests | "
+        "| module | run | mutants | " + " | ".join(cols) + " | score | killed by new tests | "
         "equivalent |",
-        "|---|---:|" + "---:|" * len(cols) + "---:|---:|---:|",
+        "|---|---:|---:|" + "---:|" * len(cols) + "---:|---:|---:|",
     ]
     for module, m in sorted(modules.items()):
         c = m["counts"]
         eq = sum(1 for s in m["survivors"] if s["equivalent"])
-        lines.append(f"| {module} | {m['total']} | " + " | ".join(str(c.get(x, 0)) for x in cols)
+        lines.append(f"| {module} | {m['run'] + 1} | {m['total']} | "
+                     + " | ".join(str(c.get(x, 0)) for x in cols)
                      + f" | {_pct(score(c)[2])} | {m['killed_by_new_tests']} | {eq} |")
     lines += ["", "## Surviving mutants", "",
               ("Per module: the mutant's name (`mutmut show NAME` in the run's folder prints "
@@ -408,6 +423,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="run only the survivors recorded in mutation.json, on a fresh "
                          "snapshot (with the tests added since), and record which now die")
+    ap.add_argument("--append", action="store_true",
+                    help="add this run's modules to mutation.json instead of replacing it")
     ap.add_argument("--render", action="store_true",
                     help="only rewrite mutation.md from mutation.json (e.g. after editing "
                          "EQUIVALENT)")
@@ -421,22 +438,25 @@ def main(argv: list[str] | None = None) -> None:
         render(json.loads((RESULTS / "mutation.json").read_text()))
         return
     if args.rerun_survivors:
-        report = json.loads((RESULTS / "mutation.json").read_text())
+        report = _upgrade(json.loads((RESULTS / "mutation.json").read_text()))
         names = [s["name"] for m in report["modules"].values() for s in m["survivors"]]
-        old = _commit_of(report["meta"]["tree"])
-        paths = sorted({m.replace(".", "/") + ".py" for m in report["modules"]})
-        changed = subprocess.run(["git", "diff", "--name-only", old, "HEAD", "--", *paths],
-                                 cwd=REPO, check=True, capture_output=True, text=True).stdout
+        changed = ""
+        for module, m in report["modules"].items():
+            old = _commit_of(report["runs"][m["run"]]["tree"])
+            changed += subprocess.run(
+                ["git", "diff", "--name-only", old, "HEAD", "--",
+                 module.replace(".", "/") + ".py"],
+                cwd=REPO, check=True, capture_output=True, text=True).stdout
         if changed.strip() and not args.working_tree:
-            raise SystemExit(f"mutated sources changed since {old}; mutant names would not "
+            raise SystemExit(f"mutated sources changed since their run; mutant names would not "
                              f"match:\n{changed}")
         tree = snapshot(workdir, args.working_tree)
         print(f"rerunning {len(names)} survivors on {tree} in {workdir}; log {log}", flush=True)
         wall, stopped, broken = run_mutmut(workdir, args.max_children, names,
                                            args.budget_min * 60, log)
         args.only = ["(the survivors)"]
-        report["meta"]["rerun"] = _run_meta(tree, command, args, wall, stopped)
-        report["meta"]["rerun"]["tests_left_out_failing"] = broken
+        report["rerun"] = _run_meta(tree, command, args, wall, stopped)
+        report["rerun"]["tests_left_out_failing"] = broken
         statuses = {}
         for meta_path in Path(workdir, "mutants").rglob("*.py.meta"):
             for k, c in json.loads(meta_path.read_text())["exit_code_by_key"].items():
@@ -457,7 +477,14 @@ def main(argv: list[str] | None = None) -> None:
             modules = {k: v for k, v in modules.items()
                        if any(fnmatch.fnmatch(f"{k}.x", p) or p.startswith(k + ".")
                               for p in args.only)}
-        render({"meta": meta, "modules": modules})
+        report = {"runs": [], "modules": {}}
+        if args.append and (RESULTS / "mutation.json").exists():
+            report = _upgrade(json.loads((RESULTS / "mutation.json").read_text()))
+        for m in modules.values():
+            m["run"] = len(report["runs"])
+        report["runs"].append(meta)
+        report["modules"].update(modules)
+        render(report)
     s = json.loads((RESULTS / "mutation.json").read_text())["score"]
     print(f"score {s['detected']}/{s['checked']} = {_pct(s['score'])}, after new tests "
           f"{_pct(s['score_after_new_tests'])}; wrote {RESULTS / 'mutation.md'}")

@@ -237,3 +237,38 @@ def test_edge_scenes_agree_with_trackeval(tmp_path):
     assert rows["HALF"]["tp"] == 2 and rows["BELOW-HALF"]["tp"] == 1
     assert (rows["MT-PT-ML"]["mt"], rows["MT-PT-ML"]["pt"], rows["MT-PT-ML"]["ml"]) == (1, 2, 1)
     assert rows["DISTRACTOR"]["fp"] == 1
+
+
+def test_hota_of_a_sequence_with_one_side_empty(tmp_path):
+    # No scored ground truth, two result boxes: 2 FP at every alpha (not FN); and the
+    # other way round. In a combined row those counts weigh on DetA.
+    gt_none, res_two = load(tmp_path, [], [[1, 1, *W()], [2, 1, *W()]], "a")
+    h = evaluate_sequence(gt_none, res_two, benchmark="MOT17").hota
+    np.testing.assert_array_equal(h.fp, [2] * 19)
+    np.testing.assert_array_equal(h.fn, [0] * 19)
+    gt_three, res_none = load(tmp_path, [ped(f, 1, W()) for f in (1, 2, 3)], [], "b")
+    h = evaluate_sequence(gt_three, res_none, benchmark="MOT17").hota
+    np.testing.assert_array_equal(h.fn, [3] * 19)
+    np.testing.assert_array_equal(h.fp, [0] * 19)
+    gt_one, res_one = load(tmp_path, [ped(1, 1, W())], [[1, 1, *W()]], "c")
+    report = evaluate([SimpleNamespace(name=n, path=None, gt=g, results=r) for n, g, r in
+                       (("A", gt_none, res_two), ("B", gt_three, res_none),
+                        ("C", gt_one, res_one))], benchmark="MOT17")
+    # TP 1, FN 3, FP 2 at every alpha; AssA 1 (C's only pair)
+    assert report.combined.hota.det_a == pytest.approx(1 / 6)
+    assert report.combined.hota.hota == pytest.approx(math.sqrt(1 / 6))
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
+    "bug: deeptrack/eval/hota.py:220 np.concatenate(m_keys) on an empty list when ground "
+    "truth and results never share a frame (ValueError: need at least one array)"))
+def test_ground_truth_and_results_in_disjoint_frames(tmp_path):
+    # One object in frame 1, one result box in frame 2: nothing can match. Officially
+    # (TrackEval): TP 0, FN 1, FP 1 at every alpha; AssA 0; LocA 1 (no TP); HOTA 0.
+    gt, res = load(tmp_path, [ped(1, 1, W())], [[2, 1, *W()]])
+    m = evaluate_sequence(gt, res, benchmark="MOT17")
+    assert (m.clear.tp, m.clear.fn, m.clear.fp) == (0, 1, 1)
+    np.testing.assert_array_equal(m.hota.tp, [0] * 19)
+    np.testing.assert_array_equal(m.hota.fn, [1] * 19)
+    np.testing.assert_array_equal(m.hota.fp, [1] * 19)
+    assert (m.hota.hota, m.hota.ass_a_mean, m.hota.loc_a_mean) == (0.0, 0.0, 1.0)

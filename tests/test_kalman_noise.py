@@ -242,3 +242,13 @@ def test_no_tracks(engine):
     assert s.shape == ((0, 4) if engine is BatchedKalman else (0, 4, 4))
     mean, cov = kf.update(mean, cov, np.zeros((0, 4)))
     assert mean.shape == (0, 8) and cov.shape == (0, *engine.cov_shape)
+
+
+def test_initiate_computes_in_float64_whatever_the_input_dtype():
+    xyah = np.array([[512.3, 300.7, 0.41, 77.7]])
+    for kf in (BatchedKalman(), FilterpyKalman()):
+        m32, c32 = kf.initiate(xyah.astype(np.float32))
+        m64, c64 = kf.initiate(xyah.astype(np.float32).astype(np.float64))
+        assert m32.dtype == c32.dtype == np.float64
+        np.testing.assert_array_equal(m32, m64)
+        np.testing.assert_array_equal(c32, c64)

@@ -230,22 +230,71 @@ def test_diagonal_mahalanobis_by_hand():
     np.testing.assert_allclose(mahalanobis_sq(mean, full, dets), expected, rtol=1e-12)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), t=st.integers(65, 90), n=st.integers(65, 90),
-       scale=st.sampled_from([1.0, 1e3]))
-def test_expanded_gate_equals_the_dense_gate(seed, t, n, scale):
+       scale=st.sampled_from([1.0, 1e3, 1e5]), centred=st.booleans())
+def test_expanded_gate_equals_the_dense_gate(seed, t, n, scale, centred):
     # Above 4096 pairs the gate runs its expanded (T, 9) x (9, N) form; the pairs
-    # must be exactly the dense formula's, including those right at the threshold.
+    # must be exactly the dense formula's, including pairs right at the threshold
+    # (several thresholds, each the exact distance of some pair: the expansion's
+    # rounding can put such a pair on either side, and the recheck must keep it).
+    # Centred coordinates straddle 0 (boxes at the image's left or top edge), where
+    # the cross term -2 m x / s changes sign.
     rng = np.random.default_rng(seed)
     mean = np.column_stack([rng.uniform(0, 2 * scale, t), rng.uniform(0, scale, t),
                             rng.uniform(0.2, 2, t), rng.uniform(5, 0.3 * scale + 10, t)])
     var = rng.uniform(0.01, 0.02 * scale + 1, (t, 4))
+    if centred:
+        mean[:, :2] = rng.normal(0, 3, (t, 2)) * np.sqrt(var[:, :2])
     dets = mean[rng.integers(0, t, n)] + rng.normal(0, 1, (n, 4)) * np.sqrt(var.mean(0)) * 3
     dense = mahalanobis_sq(mean, var, dets)
-    for thr in (9.4877, float(np.sort(dense.ravel())[t * n // 50])):  # the second: a pair at it
+    ranked = np.sort(dense.ravel())
+    for thr in (9.4877, *(float(ranked[k]) for k in (t, t * n // 50, t * n // 20, t * n // 5))):
         rows, cols = gate_pairs(mean, var, dets, thr)
         r2, c2 = np.nonzero(dense <= thr)
         assert rows.tolist() == r2.tolist() and cols.tolist() == c2.tolist()
+
+
+def test_expanded_gate_rechecks_a_lone_candidate():
+    # 70 x 66 pairs (expanded path); the only pair anywhere near the gate is at
+    # d = 9 exactly, and the gate is one ulp below it: the pair is a candidate of
+    # the expansion (within its rounding bound) but the exact recheck rejects it.
+    mean, var = np.zeros((70, 4)), np.ones((70, 4))
+    dets = np.full((66, 4), 100.0)
+    dets[5] = [3.0, 0.0, 0.0, 0.0]
+    mean[1:] = 1000.0
+    rows, cols = gate_pairs(mean, var, dets, 9.0)
+    assert (rows.tolist(), cols.tolist()) == ([0], [5])
+    rows, cols = gate_pairs(mean, var, dets, float(np.nextafter(9.0, 0.0)))
+    assert len(rows) == 0 and len(cols) == 0
+
+
+@pytest.mark.parametrize(("t", "n"), [(70, 66), (4097, 1)])
+def test_gate_with_full_covariances_on_many_pairs(t, n):
+    # (T, 4, 4) innovation covariances take the dense Cholesky path however many pairs.
+    rng = np.random.default_rng(7)
+    mean = rng.uniform(0, 100, (t, 4))
+    a = rng.normal(0, 1, (t, 4, 4))
+    s = a @ np.swapaxes(a, 1, 2) + 4 * np.eye(4)
+    dets = mean[rng.integers(0, t, n)] + rng.normal(0, 2, (n, 4))
+    rows, cols = gate_pairs(mean, s, dets, 9.4877)
+    r2, c2 = np.nonzero(mahalanobis_sq(mean, s, dets) <= 9.4877)
+    assert rows.tolist() == r2.tolist() and cols.tolist() == c2.tolist() and len(rows) > 0
+
+
+def test_empty_results_have_the_documented_shapes_and_dtypes():
+    for m in (solve(np.zeros((0, 3)), 0.2), solve(np.zeros((2, 0)), 0.2),
+              matching_cascade(np.full((2, 2), 0.9), np.array([1, 2]), 0.2),
+              solve_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 2, 3, 0.2)):
+        assert m.pairs.shape == (0, 2) and m.pairs.dtype == np.int64
+        assert m.unmatched_tracks.dtype == m.unmatched_detections.dtype == np.int64
+    for t, n in ((0, 3), (3, 0)):
+        rows, cols = gate_pairs(np.zeros((t, 4)), np.ones((t, 4)), np.zeros((n, 4)), 9.0)
+        assert rows.dtype == cols.dtype == np.int64 and len(rows) == len(cols) == 0
+    from deeptrack.association.costs import l2_normalize
+
+    out = l2_normalize(np.array([[3.0, 4.0]]))  # float64 in, float32 out
+    assert out.dtype == np.float32 and out.tolist() == [[0.6000000238418579, 0.800000011920929]]
 
 
 # ------------------------------------------------------------------ tracker, IoU stage
@@ -344,3 +393,16 @@ def test_solve_is_the_max_weight_matching_of_admissible_pairs(t, n, data):
         assert sorted([*p[:, 1], *m.unmatched_detections]) == list(range(n))
         weight = float(np.sum(0.2 + 1e-5 - cost[p[:, 0], p[:, 1]]))
         assert weight == pytest.approx(best, abs=1e-9)
+
+
+def test_labels_come_back_as_int64_whatever_their_input_dtype():
+    # Matches holds int64 indices (types.Matches); labels given as int32 are converted.
+    cost = np.array([[0.1, GATED], [GATED, GATED]])
+    m = solve(cost, 0.2, np.array([7, 8], np.int32), np.array([3, 4], np.int32))
+    assert (m.pairs.tolist(), m.unmatched_tracks.tolist()) == ([[7, 3]], [8])
+    assert m.unmatched_detections.tolist() == [4]
+    c = matching_cascade(cost, np.array([1, 2]), 0.2, np.array([7, 8], np.int32))
+    assert (c.pairs.tolist(), c.unmatched_tracks.tolist()) == ([[7, 0]], [8])
+    for x in (m, c):
+        assert x.pairs.dtype == x.unmatched_tracks.dtype == np.int64
+        assert x.unmatched_detections.dtype == np.int64
