@@ -118,9 +118,12 @@ class TrackerConfig:
                self.max_cosine_distance, "0 < value <= 2")
         _check(0.0 < self.max_iou_distance <= 1.0, "max_iou_distance",
                self.max_iou_distance, "0 < value <= 1")
-        _check(self.max_age >= 1, "max_age", self.max_age, "an integer >= 1")
-        _check(self.n_init >= 1, "n_init", self.n_init, "an integer >= 1")
-        _check(self.nn_budget >= 1, "nn_budget", self.nn_budget, "an integer >= 1")
+        # Upper bounds: counts this large are typos, and would allocate or loop for ever.
+        _check(1 <= self.max_age <= 100_000, "max_age", self.max_age,
+               "an integer in [1, 100000]")
+        _check(1 <= self.n_init <= 1000, "n_init", self.n_init, "an integer in [1, 1000]")
+        _check(1 <= self.nn_budget <= 10_000, "nn_budget", self.nn_budget,
+               "an integer in [1, 10000]")
         _check(self.appearance_memory in ("gallery", "ema"), "appearance_memory",
                self.appearance_memory, "'gallery' or 'ema'")
         _check(0.0 <= self.ema_alpha < 1.0, "ema_alpha", self.ema_alpha, "0 <= value < 1")
@@ -133,12 +136,12 @@ class TrackerConfig:
                self.std_weight_velocity, "> 0")
         _check(self.reference_fps is None or 0 < self.reference_fps <= 1000, "reference_fps",
                self.reference_fps, "null or 0 < value <= 1000")
-        _check(self.output_max_gap >= 0, "output_max_gap", self.output_max_gap,
-               "an integer >= 0")
+        _check(0 <= self.output_max_gap <= self.max_age, "output_max_gap",
+               self.output_max_gap, f"an integer in [0, max_age = {self.max_age}]")
         _check(0.0 <= self.min_score_quantile < 1.0, "min_score_quantile",
                self.min_score_quantile, "0 <= value < 1")
-        _check(self.score_history >= 1, "score_history", self.score_history,
-               "an integer >= 1")
+        _check(1 <= self.score_history <= 10_000_000, "score_history", self.score_history,
+               "an integer in [1, 10000000]")
         _check(self.blas_threads is None or self.blas_threads >= 1, "blas_threads",
                self.blas_threads, "null or an integer >= 1")
         try:
@@ -147,8 +150,8 @@ class TrackerConfig:
             raise ConfigError(f"config key 'pooling': {e}") from None
         _check(self.gem_p > 0, "gem_p", self.gem_p, "> 0")
         _check(self.maxpool_kernel >= 1, "maxpool_kernel", self.maxpool_kernel, "an integer >= 1")
-        _check(self.reduce_dim is None or self.reduce_dim >= 1, "reduce_dim", self.reduce_dim,
-               "null or an integer >= 1")
+        _check(self.reduce_dim is None or 1 <= self.reduce_dim <= 1_000_000, "reduce_dim",
+               self.reduce_dim, "null or an integer in [1, 1000000]")
 
     def max_age_frames(self, frame_rate: float) -> int:
         """Return ``max_age`` in frames at ``frame_rate`` (scaled only if ``reference_fps``)."""

@@ -316,6 +316,18 @@ def test_random_projection_reduces_the_dimension():
     assert tr._gallery.dim == 16
 
 
+def test_changed_roi_channels_are_refused_even_behind_a_projection():
+    tr = Tracker(TrackerConfig(pooling="flatten", reduce_dim=16, n_init=1))
+    rng = np.random.default_rng(1)
+    tr.update(*frame(100), roi_features=rng.random((1, 8, 4, 4)))
+    before = snapshot(tr)
+    with pytest.raises(InputError, match="RoI channels changed"):
+        tr.update(*frame(101), roi_features=rng.random((1, 4, 4, 4)))
+    assert_same_state(before, snapshot(tr))
+    tr.reset()
+    tr.update(*frame(100), roi_features=rng.random((1, 4, 4, 4)))  # a new sequence may
+
+
 def test_blas_thread_limit_is_scoped_to_update():
     from threadpoolctl import threadpool_info
 

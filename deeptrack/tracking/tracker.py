@@ -286,6 +286,13 @@ class Tracker:
             raise InputError(f"roi_features: {e}") from None
         if cfg.reduce_dim is not None:
             d = vectors.shape[1]
+            # The projection hides a change of RoI channels from the dimension check below.
+            if self._gallery.dim is not None and self._projection is not None \
+                    and self._projection.in_dim != d:
+                raise InputError(
+                    f"roi_features pool to {d} values now, {self._projection.in_dim} before "
+                    f"(the RoI channels changed within the sequence); call reset() to start a "
+                    f"new sequence")
             proj = self._projection
             if proj is None or proj.in_dim != d:
                 proj = RandomProjection(d, cfg.reduce_dim, cfg.reduce_seed)
