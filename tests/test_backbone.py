@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 from deeptrack.appearance.backbone import resolve_spec
-from deeptrack.appearance.cache import file_sha256
+from deeptrack.appearance.digest import file_sha256
 from deeptrack.appearance.embedder import RoIEmbedder
 from deeptrack.config import AppearanceConfig
 from deeptrack.errors import ConfigError, WeightsError

@@ -9,13 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deeptrack.appearance.cache import (
-    FeatureCache,
-    boxes_digest,
-    extract_sequence,
-    file_sha256,
-    load_image,
-)
+from deeptrack.appearance.cache import FeatureCache
+from deeptrack.appearance.digest import boxes_digest, file_sha256
+from deeptrack.appearance.extract import extract_sequence
+from deeptrack.appearance.frames import load_image
 from deeptrack.errors import DataFormatError, InputError
 
 

@@ -21,12 +21,8 @@ import pytest
 from test_cli import make_sequence
 
 from deeptrack import Tracker, TrackerConfig
-from deeptrack.appearance.cache import (
-    DEFAULT_MAX_BYTES,
-    FeatureCache,
-    default_max_bytes,
-    extract_sequence,
-)
+from deeptrack.appearance.cache import DEFAULT_MAX_BYTES, FeatureCache, default_max_bytes
+from deeptrack.appearance.extract import extract_sequence
 from deeptrack.boxes import MAX_COORD, MIN_SIZE, validate_xyxy
 from deeptrack.config import AppearanceConfig, RunConfig, from_dict, load_yaml
 from deeptrack.errors import ConfigError, DataFormatError, InputError
@@ -378,7 +374,7 @@ def test_an_orphan_of_a_killed_writer_is_removed_on_the_next_open(tmp_path):
         import sys, time
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         import numpy as np
-        from deeptrack.appearance.cache import FeatureCache, extract_sequence
+        from deeptrack.appearance import FeatureCache, extract_sequence
         from test_hardening import TinyEmbedder, _frames
         from pathlib import Path
 

@@ -296,6 +296,6 @@ def test_pca_randomized_finds_the_dominant_subspace():
 def test_importing_pooling_does_not_import_torch():
     code = (
         "import sys, deeptrack, deeptrack.appearance, deeptrack.appearance.pooling, "
-        "deeptrack.appearance.cache; assert 'torch' not in sys.modules, 'torch was imported'"
+        "deeptrack.appearance.cache, deeptrack.appearance.extract; assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

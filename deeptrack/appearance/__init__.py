@@ -1,7 +1,8 @@
 """The appearance stage: RoI feature maps from a backbone, pooled into unit embeddings.
 
 Importing this package (or :mod:`~deeptrack.appearance.pooling` and
-:mod:`~deeptrack.appearance.cache`) does not import torch: the tracker pools
+:mod:`~deeptrack.appearance.cache`,
+:mod:`~deeptrack.appearance.extract`) does not import torch: the tracker pools
 maps with numpy only. :class:`RoIEmbedder`, :class:`FasterRCNNDetector` and
 :class:`OSNet` (which need torch) are imported on first access.
 """
@@ -10,13 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from deeptrack.appearance.cache import (
-    FeatureCache,
-    SequenceFeatures,
-    extract_sequence,
-    file_sha256,
-    load_image,
-)
+from deeptrack.appearance.cache import FeatureCache, SequenceFeatures
+from deeptrack.appearance.digest import file_sha256
+from deeptrack.appearance.extract import extract_sequence
+from deeptrack.appearance.frames import load_image
 from deeptrack.appearance.pooling import (
     PCAReducer,
     PoolingMode,

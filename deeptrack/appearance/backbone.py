@@ -67,7 +67,7 @@ from numpy.typing import NDArray
 from torch import nn
 from torchvision.ops import MultiScaleRoIAlign
 
-from deeptrack.appearance.cache import file_sha256
+from deeptrack.appearance.digest import file_sha256
 from deeptrack.appearance.osnet import (
     EMBEDDING_DIM,
     INPUT_SIZE,

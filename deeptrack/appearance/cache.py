@@ -1,8 +1,4 @@
-"""A disk cache of per-sequence RoI feature maps, and sequence-level extraction.
-
-Comparing pooling modes should cost one backbone pass per frame, not one per
-mode: :func:`extract_sequence` stores the (N_f, C, H, W) RoI maps of every
-frame once, and pooling runs on the stored maps.
+"""A disk cache of per-sequence RoI feature maps (filled by :mod:`.extract`).
 
 Layout: one folder per entry under ``root``, named by the SHA-256 of its key
 (every input that changes the maps: the embedder's :attr:`key` with backbone,
@@ -55,16 +51,16 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from deeptrack.boxes import validate_xyxy
-from deeptrack.errors import ConfigError, DataFormatError, InputError
+from deeptrack.appearance.digest import hash_file
+from deeptrack.errors import ConfigError, InputError
 
 try:
     import fcntl
@@ -72,15 +68,11 @@ except ImportError:  # pragma: no cover - not POSIX: owners are told by pid and 
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "CACHE_FORMAT",
     "DEFAULT_MAX_BYTES",
-    "Embedder",
     "FeatureCache",
     "SequenceFeatures",
-    "boxes_digest",
     "default_max_bytes",
-    "extract_sequence",
-    "file_sha256",
-    "load_image",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,7 +80,6 @@ logger = logging.getLogger(__name__)
 #: Bumped whenever the meaning of stored maps changes, so old entries miss.
 CACHE_FORMAT = 1
 
-_HASH_CHUNK = 1 << 22
 _STALE_TMP_SECONDS = 24 * 3600
 _TMP_PREFIX = ".tmp-"
 _LOCK = "owner.lock"
@@ -119,85 +110,6 @@ def default_max_bytes() -> int:
                           "integer, optionally with K, M, G or T (e.g. 8G)")
     return int(number) * _UNITS[unit]
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-# (real path, mtime_ns, size) -> sha256; a changed file changes mtime or size.
-_sha256_memo: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Return the hex SHA-256 of a file, remembered per (path, mtime, size) in this process."""
-    p = Path(path)
-    st = p.stat()
-    memo_key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
-    digest = _sha256_memo.get(memo_key)
-    if digest is None:
-        digest = _hash_file(p)
-        _sha256_memo[memo_key] = digest
-    return digest
-
-
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def boxes_digest(boxes_per_frame: Sequence[ArrayLike]) -> str:
-    """Return a hex SHA-256 of per-frame boxes (the counts and the float64 values)."""
-    h = hashlib.sha256()
-    counts = []
-    for b in boxes_per_frame:
-        arr = np.ascontiguousarray(np.asarray(b, dtype="<f8").reshape(-1, 4))
-        counts.append(len(arr))
-        h.update(arr.tobytes())
-    h.update(np.asarray(counts, dtype="<i8").tobytes())
-    return h.hexdigest()
-
-
-def _frames_digest(image_paths: Sequence[str | os.PathLike[str]]) -> str:
-    # Names and sizes identify the frames cheaply; hashing every JPEG of a long
-    # sequence would cost as much as decoding it.
-    h = hashlib.sha256()
-    for p in image_paths:
-        path = Path(p)
-        try:
-            size = path.stat().st_size
-        except OSError as e:
-            raise DataFormatError(f"cannot read image {path}: {e.strerror or e}") from None
-        h.update(f"{path.name}\0{size}\n".encode())
-    return h.hexdigest()
-
-
-def load_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
-    """Read an image file as an HxWx3 uint8 RGB array (via Pillow).
-
-    Raises:
-        DataFormatError: the file is missing or not an image Pillow can read.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))  # a writable array, unlike np.asarray
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-        # (a decompression bomb: Pillow's pixel limit, ~179 megapixels)
-        raise DataFormatError(f"cannot read image {path}: {e}") from None
-
-
-class Embedder(Protocol):
-    """What :func:`extract_sequence` needs from an embedder (e.g. ``RoIEmbedder``)."""
-
-    key: Mapping[str, Any]
-    out_channels: int
-    roi_size: int
-    batch_size: int
-
-    def roi_features_batch(
-        self, images: Sequence[NDArray[np.uint8]], boxes_list: Sequence[NDArray[np.float64]]
-    ) -> list[NDArray[np.float32]]: ...
-
 
 @dataclass(frozen=True)
 class SequenceFeatures:
@@ -334,7 +246,7 @@ class _EntryWriter:
             "shape": list(self.shape),
             "dtype": np.dtype(self.dtype).name,
             "nbytes": maps_path.stat().st_size,
-            "sha256": _hash_file(maps_path),
+            "sha256": hash_file(maps_path),
             "created": time.time(),
         }
         with open(self.tmp / "meta.json", "w") as f:
@@ -450,7 +362,8 @@ class FeatureCache:
         digest = hashlib.sha256(_canonical(key).encode()).hexdigest()
         return self.root / digest[:40]
 
-    def _discard(self, path: Path, why: str) -> None:
+    def discard(self, path: Path, why: str) -> None:
+        """Remove a corrupt entry, saying why (the next request recomputes it)."""
         logger.warning("feature cache entry %s is corrupt (%s); recomputing it", path, why)
         shutil.rmtree(path, ignore_errors=True)
 
@@ -477,7 +390,7 @@ class FeatureCache:
                 raise ValueError(f"maps.npy has {st.st_size} bytes, expected {meta['nbytes']}")
             stamp = (str(maps_path), st.st_mtime_ns, st.st_size)
             if self.verify and stamp not in self._verified:
-                if _hash_file(maps_path) != meta["sha256"]:
+                if hash_file(maps_path) != meta["sha256"]:
                     raise ValueError("maps.npy checksum mismatch")
                 self._verified.add(stamp)
             data = np.load(maps_path, mmap_mode="r" if shape[0] else None, allow_pickle=False)
@@ -487,10 +400,10 @@ class FeatureCache:
             if int(counts.sum()) != shape[0]:
                 raise ValueError("box counts do not add up to the stored maps")
         except FileNotFoundError as e:
-            self._discard(path, f"missing {Path(e.filename or '?').name}")
+            self.discard(path, f"missing {Path(e.filename or '?').name}")
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:
-            self._discard(path, str(e))
+            self.discard(path, str(e))
             return None
         try:
             os.utime(path / "meta.json")  # least-recently-used clock
@@ -585,109 +498,3 @@ def _folder_bytes(folder: Path) -> int:
     except OSError:
         pass
     return total
-
-
-def _sequence_name(image_paths: Sequence[str | os.PathLike[str]]) -> str:
-    folder = Path(image_paths[0]).resolve().parent if image_paths else Path("empty")
-    return folder.parent.name if folder.name == "img1" else folder.name
-
-
-def extract_sequence(
-    embedder: Embedder,
-    image_paths: Sequence[str | os.PathLike[str]],
-    boxes_per_frame: Sequence[ArrayLike],
-    cache: FeatureCache | None = None,
-    cache_key_extra: Mapping[str, Any] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    *,
-    sequence: str | None = None,
-    load: Callable[[str | os.PathLike[str]], NDArray[np.uint8]] = load_image,
-) -> SequenceFeatures:
-    """Compute (or fetch from the cache) the RoI maps of every box of a sequence.
-
-    The backbone runs only on a cache miss, ``embedder.batch_size`` frames per
-    forward; frames without boxes are not even decoded. On a miss with a
-    cache, the maps are streamed into the entry and the stored entry is what
-    is returned, so a miss and a later hit give identical arrays.
-
-    Args:
-        embedder: e.g. a ``RoIEmbedder`` (see :class:`Embedder`).
-        image_paths: F frame files, in order.
-        boxes_per_frame: F arrays of (N_f, 4) float xyxy boxes in original pixels.
-        cache: where to look and store; None computes float32 maps in memory.
-        cache_key_extra: more JSON-able key entries, e.g. ``{"det_sha256": ...}``.
-        progress: called as ``progress(frames_done, F)`` after each batch.
-        sequence: the name recorded in the key; default: the frames' folder
-            (its parent when the folder is ``img1``, as in MOTChallenge).
-        load: reads one frame as HxWx3 uint8 RGB.
-
-    Returns:
-        :class:`SequenceFeatures`; ``features[f]`` is frame f's (N_f, C, R, R) maps.
-
-    Raises:
-        InputError: boxes and frames differ in number, or bad boxes.
-        DataFormatError: a frame cannot be read.
-    """
-    if len(image_paths) != len(boxes_per_frame):
-        raise InputError(f"{len(image_paths)} frames but {len(boxes_per_frame)} box arrays")
-    boxes = [validate_xyxy(b, name=f"boxes of frame {i}") for i, b in enumerate(boxes_per_frame)]
-    counts = np.array([len(b) for b in boxes], dtype=np.int64)
-    key = {
-        "format": CACHE_FORMAT,
-        "embedder": dict(embedder.key),
-        "sequence": sequence if sequence is not None else _sequence_name(image_paths),
-        "n_frames": len(boxes),
-        "boxes_sha256": boxes_digest(boxes),
-        "frames_sha256": _frames_digest(image_paths),
-        "extra": dict(cache_key_extra) if cache_key_extra else None,
-    }
-    if cache is not None:
-        hit = cache.load(key)
-        if hit is not None and not np.array_equal(hit.counts, counts):
-            # meta.json is not covered by the maps' checksum: a damaged one can lie
-            cache._discard(hit.path, "box counts differ from the sequence's")
-            hit = None
-        if hit is not None:
-            if progress is not None:
-                progress(len(boxes), len(boxes))
-            return hit
-    shape = (int(embedder.out_channels), int(embedder.roi_size), int(embedder.roi_size))
-    if cache is not None:
-        writer = cache.writer(key, counts, shape)
-    else:
-        chunks: list[NDArray[np.float32]] = []
-    try:
-        busy = [i for i in range(len(boxes)) if counts[i]]
-        step = max(1, int(getattr(embedder, "batch_size", 1)))
-        for start in range(0, len(busy), step):
-            idx = busy[start:start + step]
-            maps = embedder.roi_features_batch([load(image_paths[i]) for i in idx],
-                                               [boxes[i] for i in idx])
-            for i, m in zip(idx, maps, strict=False):
-                if m.shape != (counts[i], *shape):
-                    raise InputError(f"embedder returned maps of shape {m.shape} for frame {i}, "
-                                     f"expected {(int(counts[i]), *shape)}")
-                if cache is not None:
-                    writer.write(m)
-                else:
-                    chunks.append(np.asarray(m, dtype=np.float32))
-            if progress is not None:
-                done = busy[start + len(idx)] if start + len(idx) < len(busy) else len(boxes)
-                progress(done, len(boxes))
-        if not busy and progress is not None:
-            progress(len(boxes), len(boxes))
-        if cache is None:
-            data = np.concatenate(chunks) if chunks else np.zeros((0, *shape), np.float32)
-            return SequenceFeatures(data, counts, key)
-        final = writer.commit()
-    except BaseException:
-        if cache is not None:
-            writer.abort()
-        raise
-    if isinstance(final, SequenceFeatures):  # too large for the cache: not stored
-        return final
-    cache.evict(keep=final)
-    stored = cache.load(key)
-    if stored is None:  # pragma: no cover - only if someone removed it in between
-        raise DataFormatError(f"feature cache entry {final} vanished right after it was written")
-    return SequenceFeatures(stored.data, stored.counts, key, from_cache=False, path=final)

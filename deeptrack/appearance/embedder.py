@@ -30,7 +30,6 @@ from deeptrack.appearance.backbone import (
     resolve_device,
     resolve_spec,
 )
-from deeptrack.appearance.cache import load_image
 from deeptrack.appearance.pooling import PoolingMode, pool
 from deeptrack.appearance.roi import SAMPLING_RATIO
 from deeptrack.boxes import validate_xyxy
@@ -38,7 +37,7 @@ from deeptrack.config import AppearanceConfig
 from deeptrack.errors import ConfigError, InputError
 from deeptrack.types import Detections
 
-__all__ = ["FEATURE_FORMAT", "FasterRCNNDetector", "RoIEmbedder", "check_image", "load_image"]
+__all__ = ["FEATURE_FORMAT", "FasterRCNNDetector", "RoIEmbedder", "check_image"]
 
 logger = logging.getLogger(__name__)
 
