@@ -243,11 +243,16 @@ def test_hota_of_a_sequence_with_one_side_empty(tmp_path):
     # No scored ground truth, two result boxes: 2 FP at every alpha (not FN); and the
     # other way round. In a combined row those counts weigh on DetA.
     gt_none, res_two = load(tmp_path, [], [[1, 1, *W()], [2, 1, *W()]], "a")
-    h = evaluate_sequence(gt_none, res_two, benchmark="MOT17").hota
+    m = evaluate_sequence(gt_none, res_two, benchmark="MOT17")
+    assert (m.identity.idtp, m.identity.idfn, m.identity.idfp) == (0, 0, 2)
+    h = m.hota
     np.testing.assert_array_equal(h.fp, [2] * 19)
     np.testing.assert_array_equal(h.fn, [0] * 19)
     gt_three, res_none = load(tmp_path, [ped(f, 1, W()) for f in (1, 2, 3)], [], "b")
-    h = evaluate_sequence(gt_three, res_none, benchmark="MOT17").hota
+    m = evaluate_sequence(gt_three, res_none, benchmark="MOT17")
+    assert (m.identity.idtp, m.identity.idfn, m.identity.idfp) == (0, 3, 0)
+    assert (m.clear.fn, m.clear.ml) == (3, 1)
+    h = m.hota
     np.testing.assert_array_equal(h.fn, [3] * 19)
     np.testing.assert_array_equal(h.fp, [0] * 19)
     gt_one, res_one = load(tmp_path, [ped(1, 1, W())], [[1, 1, *W()]], "c")
@@ -257,6 +262,7 @@ def test_hota_of_a_sequence_with_one_side_empty(tmp_path):
     # TP 1, FN 3, FP 2 at every alpha; AssA 1 (C's only pair)
     assert report.combined.hota.det_a == pytest.approx(1 / 6)
     assert report.combined.hota.hota == pytest.approx(math.sqrt(1 / 6))
+    assert report.combined.identity.idf1 == pytest.approx(2 * 1 / (2 * 1 + 2 + 3))
 
 
 @pytest.mark.xfail(strict=True, raises=ValueError, reason=(
