@@ -265,9 +265,6 @@ def test_hota_of_a_sequence_with_one_side_empty(tmp_path):
     assert report.combined.identity.idf1 == pytest.approx(2 * 1 / (2 * 1 + 2 + 3))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "bug: deeptrack/eval/hota.py:220 np.concatenate(m_keys) on an empty list when ground "
-    "truth and results never share a frame (ValueError: need at least one array)"))
 def test_ground_truth_and_results_in_disjoint_frames(tmp_path):
     # One object in frame 1, one result box in frame 2: nothing can match. Officially
     # (TrackEval): TP 0, FN 1, FP 1 at every alpha; AssA 0; LocA 1 (no TP); HOTA 0.

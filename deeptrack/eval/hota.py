@@ -217,8 +217,9 @@ def hota(seq: PreparedSequence) -> HotaMetrics:
         m_keys.append(g[mr] * n_r + r[mc])
         m_sims.append(msim)
 
-    all_keys = np.concatenate(m_keys)
-    all_sims = np.concatenate(m_sims)
+    # No frame with both ground truth and results: no match at all (not an error).
+    all_keys = np.concatenate(m_keys) if m_keys else np.zeros(0, np.int64)
+    all_sims = np.concatenate(m_sims) if m_sims else np.zeros(0)
     ass_a, ass_re, ass_pr = _zeros(), _zeros(), _zeros()
     for a, alpha in enumerate(ALPHAS):
         pairs, count = np.unique(all_keys[all_sims >= alpha - EPS], return_counts=True)
