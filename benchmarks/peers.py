@@ -5,7 +5,7 @@ detection files (``det/det.txt``, ACF; ``det/det_frcnn.txt``, Faster R-CNN),
 this runs:
 
 - deeptrack's presets (``configs/*.yaml``, or the files given), through the
-  library: ``load_sequence`` -> ``sequence_features`` -> ``track_sequence``;
+  library: ``load_sequence`` -> ``sequence_features`` -> ``run_sequence``;
 - deep-sort-realtime (``embedder=None``, its defaults) fed ready embeddings:
   ``+roi`` the avg-pooled ImageNet MobileNetV2 RoI vectors of deeptrack's
   deepsort preset, ``+osnet`` OSNet x0.25 (MSMT17) vectors of 256x128 crops
@@ -64,12 +64,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deeptrack import __version__
-from deeptrack.config import AppearanceConfig, RunConfig, load_yaml
+from deeptrack.config import (
+    AppearanceConfig,
+    RunConfig,
+    default_cache_dir,
+    load_yaml,
+    with_overrides,
+)
 from deeptrack.errors import DeepTrackError
 from deeptrack.io.mot import TrackResults, write_atomic
 from deeptrack.io.sequence import Sequence as MotSequence
 from deeptrack.io.sequence import load_sequence
-from deeptrack.pipeline import DEFAULT_CACHE, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("DEEPTRACK_DATA") or REPO.parent / "shared" / "data")
@@ -655,7 +660,7 @@ def load_preset(path: Path, mobilenet: Path) -> tuple[Preset | None, str | None]
         if weights is None:
             return None, reason
         appearance = with_overrides(config.appearance, weights=weights,
-                                    cache_dir=str(DEFAULT_CACHE))
+                                    cache_dir=str(default_cache_dir()))
     return Preset(path.stem, path, config, appearance), None
 
 
@@ -737,7 +742,7 @@ def run_preset(preset: Preset, memo: FeatureMemo) -> TimedRun:
 
     deeptrack's ``update`` pools the RoI maps itself, so its time includes pooling.
     """
-    from deeptrack.pipeline import track_sequence
+    from deeptrack.pipeline import run_sequence
 
     full = memo.full
     min_conf = getattr(preset.config, "min_confidence", None)
@@ -747,7 +752,7 @@ def run_preset(preset: Preset, memo: FeatureMemo) -> TimedRun:
     if preset.appearance is not None:
         maps = memo.get(preset.appearance)
         features = maps if min_conf is None else select_features(full, seq, maps, min_conf)
-    run = track_sequence(seq, preset.config.tracker, features)
+    run = run_sequence(seq, preset.config, features=features)
     return TimedRun(run.results, run.seconds, run.frames)
 
 
@@ -999,7 +1004,7 @@ def build_report(plan: Plan, runs: list[dict[str, Any]], args: argparse.Namespac
         "machine": machine(),
         "settings": {
             "data": str(args.data), "weights": str(args.weights),
-            "osnet": str(plan.osnet_file), "feature_cache": str(DEFAULT_CACHE),
+            "osnet": str(plan.osnet_file), "feature_cache": str(default_cache_dir()),
             "peers_cache": str(PEERS_CACHE), "det_files": list(DET_FILES),
             "score_mapping": {"det.txt": f"clip(score / {ACF_SCALE:g}, 0, 1) for peers",
                               "det_frcnn.txt": "as given (0.5..1) for peers",

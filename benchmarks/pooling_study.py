@@ -67,9 +67,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deeptrack import __version__
-from deeptrack.config import AppearanceConfig, TrackerConfig
+from deeptrack.config import AppearanceConfig, TrackerConfig, default_cache_dir
 from deeptrack.errors import DeepTrackError
-from deeptrack.pipeline import DEFAULT_CACHE, TrackRun, track_sequence
+from deeptrack.pipeline import TrackRun, track_sequence
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS_FILE = "mobilenet_v2_imagenet_features.pth"
@@ -1478,7 +1478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer-axis", default=None,
                    help="further layers for the two best modes (default for mobilenet_v2: "
                         "stride16,stride8; '' for none)")
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+    p.add_argument("--cache", type=Path, default=default_cache_dir(),
                    help="RoI feature cache (default ~/.cache/deeptrack/features or "
                         "$DEEPTRACK_CACHE)")
     p.add_argument("--no-cache", action="store_true", help="keep maps in memory only")

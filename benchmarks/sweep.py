@@ -32,13 +32,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from deeptrack.config import RunConfig, from_dict, load_yaml, to_dict
+from deeptrack.config import (
+    RunConfig,
+    default_cache_dir,
+    load_yaml,
+    parse_scalar,
+    to_dict,
+    with_settings,
+)
 from deeptrack.eval import evaluate_sequence
 from deeptrack.io.mot import write_atomic
 from deeptrack.io.sequence import load_sequence
-from deeptrack.pipeline import DEFAULT_CACHE, sequence_features, track_sequence
+from deeptrack.pipeline import run_sequence, sequence_features
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = (("MOT15/train/ADL-Rundle-6", "det.txt"), ("MOT15/train/ADL-Rundle-6", "det_frcnn.txt"),
@@ -53,20 +58,13 @@ def parse_grid(items: list[str]) -> list[tuple[str, list[Any]]]:
         key, sep, values = item.partition("=")
         if not sep or "." not in key:
             raise SystemExit(f"--grid {item!r}: expected section.key=v1,v2,...")
-        grid.append((key, [yaml.safe_load(v) for v in values.split(",")]))
+        grid.append((key, [parse_scalar(v) for v in values.split(",")]))
     return grid
 
 
 def apply(cfg: RunConfig, setting: dict[str, Any]) -> RunConfig:
     """Return ``cfg`` with ``{"section.key": value}`` (or top-level ``key``) applied."""
-    data = to_dict(cfg)
-    for key, value in setting.items():
-        section, _, name = key.partition(".")
-        if section in ("tracker", "appearance"):
-            data[section][name] = value
-        else:
-            data[key.removeprefix("run.")] = value
-    return from_dict(RunConfig, data)
+    return with_settings(cfg, {k.removeprefix("run."): v for k, v in setting.items()})
 
 
 def run_one(cfg: RunConfig, seq_path: Path, det_file: str, cache: dict) -> dict[str, float]:
@@ -79,7 +77,7 @@ def run_one(cfg: RunConfig, seq_path: Path, det_file: str, cache: dict) -> dict[
             cache.clear()  # one run's maps at a time: ADL-Rundle-6's are 0.6 GB
             cache[key] = sequence_features(seq, cfg.appearance)
         features = cache[key]
-    run = track_sequence(seq, cfg.tracker, features)
+    run = run_sequence(seq, cfg, features=features)
     m = evaluate_sequence(seq.gt, run.results, name=seq.name, path=seq.path).to_dict()
     return {k: 100.0 * m[k] for k in METRICS} | {"idsw": m["idsw"]}
 
@@ -140,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/sweep")
     args = p.parse_args(argv)
     base = load_yaml(args.config)
-    appearance = dataclasses.replace(base.appearance, cache_dir=str(DEFAULT_CACHE))
+    appearance = dataclasses.replace(base.appearance, cache_dir=str(default_cache_dir()))
     if args.weights:
         appearance = dataclasses.replace(appearance, weights=args.weights)
     base = dataclasses.replace(base, appearance=appearance)

@@ -15,10 +15,18 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from deeptrack import __version__
-from deeptrack.config import RunConfig, load_yaml, to_dict
+from deeptrack.config import (
+    RunConfig,
+    default_cache_dir,
+    load_yaml,
+    parse_scalar,
+    to_dict,
+    with_overrides,
+    with_settings,
+)
 from deeptrack.errors import ConfigError, DeepTrackError
 from deeptrack.io.mot import format_results, write_atomic
 from deeptrack.io.resultset import check_destination, write_result_set
@@ -26,6 +34,8 @@ from deeptrack.types import PoolingMode
 
 #: Pseudo pooling mode of ``compare``: no appearance at all (SORT-like).
 MOTION_ONLY = "none"
+#: ``--weights`` value for untrained backbone weights (tests only).
+RANDOM_WEIGHTS = "random"
 
 
 class CLIError(DeepTrackError):
@@ -90,46 +100,54 @@ def _progress(total: int, desc: str, quiet: bool):
 
 
 def _load_config(args: argparse.Namespace) -> RunConfig:
-    """Read --config (or the defaults) and apply the command-line overrides."""
-    from deeptrack.pipeline import DEFAULT_CACHE, with_overrides
-
+    """Read --config (or the defaults), apply --set, then the flags; check the weights."""
     cfg = load_yaml(args.config) if args.config else RunConfig()
-    weights = getattr(args, "weights", None)
+    cfg = with_settings(cfg, dict(_parse_setting(s) for s in getattr(args, "set", None) or ()))
     appearance = with_overrides(
         cfg.appearance, backbone=args.backbone, layer=args.layer,
-        weights=None if weights == "random" else weights,
         image_scale=args.image_scale, device=args.device, batch_size=args.batch_size,
         cache_dir=args.cache_dir,
     )
-    if weights == "random":
-        appearance = dataclasses.replace(appearance, weights=None)
+    random_weights = args.weights == RANDOM_WEIGHTS
+    if args.weights is not None:
+        appearance = dataclasses.replace(appearance,
+                                         weights=None if random_weights else args.weights)
     if args.no_cache:
         appearance = dataclasses.replace(appearance, cache_dir=None)
     elif appearance.cache_dir is None:
-        appearance = dataclasses.replace(appearance, cache_dir=str(DEFAULT_CACHE))
-    tracker = cfg.tracker
-    pooling = getattr(args, "pooling", None)
-    if isinstance(pooling, str):
-        if pooling == MOTION_ONLY:
-            cfg = dataclasses.replace(cfg, use_appearance=False)
-        else:
-            tracker = with_overrides(tracker, **_parse_mode(pooling))
-    use_appearance = cfg.use_appearance and not args.no_appearance
+        appearance = dataclasses.replace(appearance, cache_dir=str(default_cache_dir()))
+    tracker, use_appearance = cfg.tracker, cfg.use_appearance and not args.no_appearance
+    if args.pooling == MOTION_ONLY:
+        use_appearance = False
+    elif args.pooling is not None:
+        tracker = with_overrides(tracker, **_parse_mode(args.pooling))
     if use_appearance and appearance.cache_dir is not None and appearance.cache_max_bytes is None:
         from deeptrack.appearance.cache import default_max_bytes
 
         # resolved now: a bad $DEEPTRACK_CACHE_MAX_BYTES fails before any work, and
         # config.json records the bound that applied
         appearance = dataclasses.replace(appearance, cache_max_bytes=default_max_bytes())
-    if use_appearance and appearance.weights is None and weights != "random":
+    if use_appearance and appearance.weights is None and not random_weights:
         raise ConfigError(
             "no backbone weights: pass --weights FILE (a state_dict) or a torchvision weights "
-            "name, set appearance.weights in the config, or --weights random (tests only)"
+            f"name, set appearance.weights in the config, or --weights {RANDOM_WEIGHTS} "
+            "(tests only)"
         )
     return RunConfig(tracker=tracker, appearance=appearance, use_appearance=use_appearance,
                      det_file=args.det_file or cfg.det_file,
                      min_confidence=(args.min_confidence if args.min_confidence is not None
                                      else cfg.min_confidence))
+
+
+def _parse_setting(text: str) -> tuple[str, Any]:
+    """``tracker.max_age=60`` -> ("tracker.max_age", 60); the value is read as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise CLIError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. tracker.max_age=60")
+    try:
+        return key.strip(), parse_scalar(value)
+    except ConfigError as e:
+        raise ConfigError(f"--set {key.strip()}: {e}") from None
 
 
 def _parse_mode(text: str) -> dict[str, Any]:
@@ -165,30 +183,50 @@ def _load_sequences(path: str, cfg: RunConfig):
             for p in find_sequences(path)]
 
 
+class _Bars:
+    """A sequence's progress bars: features (opened once extraction reports), then tracking."""
+
+    def __init__(self, seq, quiet: bool, label: str = "") -> None:
+        self.seq, self.quiet, self.label = seq, quiet, label
+        self.features_bar = self.frames_bar = None
+        self.features_done = 0
+
+    def features(self, done: int, total: int) -> None:
+        if self.features_bar is None:
+            self.features_bar = _progress(total, f"{self.seq.name} features", self.quiet)
+        self.features_bar.update(done - self.features_done)
+        self.features_done = done
+
+    def frames(self, n: int) -> None:
+        if self.frames_bar is None:
+            self.frames_bar = _progress(len(self.seq), f"{self.seq.name} {self.label}".strip(),
+                                        self.quiet)
+        self.frames_bar.update(n)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in (self.features_bar, self.frames_bar):
+            if bar is not None:
+                bar.close()
+
+
 def _features(seq, cfg: RunConfig, embedder, quiet: bool):
+    """RoI maps of ``seq`` to share between several runs (``compare``)."""
     from deeptrack.pipeline import sequence_features
 
-    bar = _progress(len(seq), f"{seq.name} features", quiet)
-    done = [0]
-
-    def progress(n: int, total: int) -> None:
-        bar.update(n - done[0])
-        done[0] = n
-
-    try:
-        return sequence_features(seq, cfg.appearance, embedder=embedder, progress=progress)
-    finally:
-        bar.close()
+    with _Bars(seq, quiet) as bars:
+        return sequence_features(seq, cfg.appearance, embedder=embedder, progress=bars.features)
 
 
-def _track(seq, tracker_cfg, features, quiet: bool, label: str = ""):
-    from deeptrack.pipeline import track_sequence
+def _run(seq, cfg: RunConfig, quiet: bool, label: str = "", *, features=None, embedder=None):
+    """Run one sequence through :func:`deeptrack.pipeline.run_sequence`, with progress bars."""
+    from deeptrack.pipeline import run_sequence
 
-    bar = _progress(len(seq), f"{seq.name} {label}".strip(), quiet)
-    try:
-        return track_sequence(seq, tracker_cfg, features, progress=bar.update)
-    finally:
-        bar.close()
+    with _Bars(seq, quiet, label) as bars:
+        return run_sequence(seq, cfg, features=features, embedder=embedder,
+                            feature_progress=bars.features, progress=bars.frames)
 
 
 def _embedder(cfg: RunConfig):
@@ -216,8 +254,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     embedder = _embedder(cfg)
     files: dict[str, str | bytes] = {}
     for seq in seqs:
-        features = _features(seq, cfg, embedder, args.quiet) if embedder else None
-        run = _track(seq, cfg.tracker, features, args.quiet)
+        run = _run(seq, cfg, args.quiet, embedder=embedder)
         files[f"{seq.path.name}.txt"] = format_results(run.results)
         print(f"{seq.name}: {run.frames} frames, {len(set(run.results.track_id.tolist()))} "
               f"tracks, {run.frames / max(run.seconds, 1e-9):.0f} frames/s (association)",
@@ -249,50 +286,58 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_rows(seqs, cfg: RunConfig, modes: list[str], quiet: bool):
-    from deeptrack.eval import evaluate_sequence
-    from deeptrack.eval.report import SequenceMetrics
-    from deeptrack.pipeline import with_overrides
+def _mode_config(cfg: RunConfig, mode: str) -> RunConfig:
+    """The run of one ``compare`` mode: motion only, or ``cfg`` pooled the mode's way."""
+    if mode == MOTION_ONLY:
+        return dataclasses.replace(cfg, use_appearance=False)
+    return dataclasses.replace(cfg, tracker=with_overrides(cfg.tracker, **_parse_mode(mode)),
+                               use_appearance=True)
 
-    embedder = _embedder(RunConfig(tracker=cfg.tracker, appearance=cfg.appearance,
-                                   use_appearance=any(m != MOTION_ONLY for m in modes)))
-    features = {}
+
+def _compare_rows(seqs, cfg: RunConfig, modes: list[str], quiet: bool):
+    """Track every sequence with every mode (features extracted once); score each mode."""
     for seq in seqs:
         if seq.gt is None:
             raise CLIError(f"{seq.path}: no gt/gt.txt, cannot evaluate")
-        if embedder is not None:
-            features[seq.name] = _features(seq, cfg, embedder, quiet)
+    embedder = _embedder(dataclasses.replace(
+        cfg, use_appearance=any(m != MOTION_ONLY for m in modes)))
+    features = ({seq.name: _features(seq, cfg, embedder, quiet) for seq in seqs}
+                if embedder is not None else {})
     rows, results = [], {}
     for mode in modes:
-        if mode == MOTION_ONLY:
-            tracker_cfg, use = cfg.tracker, False
-        else:
-            tracker_cfg, use = with_overrides(cfg.tracker, **_parse_mode(mode)), True
-        per_seq, seconds, frames, dim, peak = [], 0.0, 0, 0, 0
-        for seq in seqs:
-            run = _track(seq, tracker_cfg, features[seq.name] if use else None, quiet, mode)
-            results[(mode, seq.path.name)] = run.results
-            per_seq.append(evaluate_sequence(seq.gt, run.results, name=seq.name, path=seq.path))
-            seconds, frames = seconds + run.seconds, frames + run.frames
-            dim, peak = run.embedding_dim, max(peak, run.peak_gallery_bytes)
-        combined = SequenceMetrics.combine(per_seq).to_dict()
-        rows.append({"mode": mode, "dim": dim, "ms_per_frame": 1000 * seconds / max(frames, 1),
-                     "peak_gallery_mb": peak / 1e6, **{k: combined[k] for k in (
-                         "mota", "idf1", "hota", "assa", "deta", "idsw", "fp", "fn")},
-                     "sequences": {m.name: m.to_dict() for m in per_seq}})
+        mode_cfg = _mode_config(cfg, mode)
+        runs = [(seq, _run(seq, mode_cfg, quiet, mode, features=features.get(seq.name)))
+                for seq in seqs]
+        results.update({(mode, seq.path.name): run.results for seq, run in runs})
+        rows.append(_compare_row(mode, runs))
     return rows, results
 
 
+def _compare_row(mode: str, runs) -> dict[str, Any]:
+    """One mode's row: metrics combined over the sequences, cost, and each sequence's metrics."""
+    from deeptrack.eval import evaluate_sequence
+    from deeptrack.eval.report import SequenceMetrics
+
+    per_seq = [evaluate_sequence(seq.gt, run.results, name=seq.name, path=seq.path)
+               for seq, run in runs]
+    seconds = sum(run.seconds for _, run in runs)
+    frames = sum(run.frames for _, run in runs)
+    combined = SequenceMetrics.combine(per_seq).to_dict()
+    return {"mode": mode, "dim": runs[-1][1].embedding_dim if runs else 0,
+            "ms_per_frame": 1000 * seconds / max(frames, 1),
+            "peak_gallery_mb": max((run.peak_gallery_bytes for _, run in runs), default=0) / 1e6,
+            **{k: combined[k] for k in ("mota", "idf1", "hota", "assa", "deta", "idsw", "fp",
+                                        "fn")},
+            "sequences": {m.name: m.to_dict() for m in per_seq}}
+
+
 def _compare_table(rows) -> str:
-    head = (f"{'mode':<18} {'dim':>7} {'MOTA':>7} {'IDF1':>7} {'HOTA':>7} {'AssA':>7} "
-            f"{'IDsw':>5} {'FP':>6} {'FN':>6} {'ms/frame':>9}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['mode']:<18} {r['dim']:>7} {100 * r['mota']:>7.2f} {100 * r['idf1']:>7.2f} "
-            f"{100 * r['hota']:>7.2f} {100 * r['assa']:>7.2f} {r['idsw']:>5} {r['fp']:>6} "
-            f"{r['fn']:>6} {r['ms_per_frame']:>9.2f}")
-    return "\n".join(lines)
+    from deeptrack.eval.report import Column, pct, render_table
+
+    return render_table(rows, [
+        Column("mode", "mode"), Column("dim", "dim"), pct("MOTA", "mota"), pct("IDF1", "idf1"),
+        pct("HOTA", "hota"), pct("AssA", "assa"), Column("IDsw", "idsw"), Column("FP", "fp"),
+        Column("FN", "fn"), Column("ms/frame", "ms_per_frame", spec=".2f")], rule=True)
 
 
 def _bar_chart(rows, title: str) -> bytes:
@@ -356,6 +401,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from deeptrack.config import TrackerConfig
     from deeptrack.eval import evaluate_sequence
+    from deeptrack.eval.report import Column, pct, render_table
     from deeptrack.pipeline import scene_ground_truth, track_scene
     from deeptrack.synthetic import make_scene
 
@@ -368,15 +414,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     gt = scene_ground_truth(scene)
     print(f"synthetic scene: {args.objects} objects in view, {args.frames} frames, seed "
           f"{args.seed}, 128-d appearance, occlusion gaps of 5-25 frames")
-    head = f"{'tracker':<28} {'MOTA':>7} {'IDF1':>7} {'HOTA':>7} {'AssA':>7} {'IDsw':>5} {'fps':>7}"
-    print(head)
-    print("-" * len(head))
+    rows = []
     for label, use in (("motion only (SORT-like)", False), ("motion + appearance", True)):
         run = track_scene(scene, TrackerConfig(), use)
         m = evaluate_sequence(gt, run.results, benchmark="MOT15", name=label).to_dict()
-        print(f"{label:<28} {100 * m['mota']:>7.2f} {100 * m['idf1']:>7.2f} "
-              f"{100 * m['hota']:>7.2f} {100 * m['assa']:>7.2f} {m['idsw']:>5} "
-              f"{run.frames / max(run.seconds, 1e-9):>7.0f}")
+        rows.append({**m, "tracker": label, "fps": run.frames / max(run.seconds, 1e-9)})
+    print(render_table(rows, [
+        Column("tracker", "tracker"), pct("MOTA", "mota"), pct("IDF1", "idf1"),
+        pct("HOTA", "hota"), pct("AssA", "assa"), Column("IDsw", "idsw"),
+        Column("fps", "fps", spec=".0f")], rule=True))
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -387,10 +433,14 @@ def _add_run_options(p: argparse.ArgumentParser, pooling_help: str) -> None:
     p.add_argument("path", metavar="SEQ_OR_SPLIT",
                    help="a MOTChallenge sequence folder, or a split folder of them")
     p.add_argument("--config", help="YAML preset (see configs/)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="set any config key, e.g. tracker.max_age=60 or appearance.roi_size=14 "
+                        "(repeatable; VALUE read as YAML; applied after --config, before the "
+                        "flags below)")
     p.add_argument("--pooling", help=pooling_help)
     p.add_argument("--backbone", help="e.g. mobilenet_v2, resnet50_c4, resnet101_c4")
     p.add_argument("--layer", help="backbone layer the RoIs are pooled from")
-    p.add_argument("--weights", help="state_dict file, torchvision weights name, or 'random'")
+    p.add_argument("--weights", help=f"state_dict file, torchvision weights name, or '{RANDOM_WEIGHTS}'")
     p.add_argument("--det-file", type=_file_name("--det-file"),
                    help="detection file inside det/ (default det.txt)")
     p.add_argument("--min-confidence", type=_number("--min-confidence"),

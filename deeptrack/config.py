@@ -370,3 +370,74 @@ def load_yaml(path: str | Path, cls: type = RunConfig) -> Any:
         return from_dict(cls, data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+
+
+# ---------------------------------------------------------------- helpers of callers
+
+#: Environment variable naming the RoI feature cache folder.
+CACHE_DIR_ENV = "DEEPTRACK_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """Return the RoI feature cache folder: ``$DEEPTRACK_CACHE``, else ``~/.cache/deeptrack/features``.
+
+    Read at each call, not at import, so a process (or a test) that sets the
+    variable later is obeyed.
+    """
+    import os
+
+    return Path(os.environ.get(CACHE_DIR_ENV) or "~/.cache/deeptrack/features").expanduser()
+
+
+def with_overrides(config: Any, **changes: Any) -> Any:
+    """Return the frozen config ``config`` with the non-None ``changes`` applied (validated again).
+
+    Raises:
+        ConfigError: an unknown key or a bad value, naming the key.
+    """
+    data = to_dict(config)
+    data.update({k: v for k, v in changes.items() if v is not None})
+    return from_dict(type(config), data)
+
+
+def parse_scalar(text: str) -> Any:
+    """Read a command-line value as a YAML scalar: ``0.3``, ``60``, ``null``, ``true``, ``gem``.
+
+    Raises:
+        ConfigError: ``text`` is not valid YAML.
+    """
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{text!r} is not a YAML value: {str(e).splitlines()[0]}") from None
+
+
+def with_settings(config: Any, settings: Mapping[str, Any]) -> Any:
+    """Return ``config`` with dotted keys set: ``{"tracker.max_age": 60, "det_file": "x.txt"}``.
+
+    A key names a field of ``config``'s dataclass, nested sections joined by
+    dots; the result is built again by :func:`from_dict`, so an unknown key is
+    refused with the valid ones listed, and every value is checked.
+
+    Raises:
+        ConfigError: an unknown section or key, or a bad value, naming the key.
+    """
+    data = to_dict(config)
+    for key, value in settings.items():
+        *sections, name = key.split(".")
+        node = data
+        for depth, section in enumerate(sections):
+            if section in node and not isinstance(node[section], dict):
+                raise ConfigError(f"config key {'.'.join(sections[:depth + 1])!r} is not a "
+                                  f"section: {key!r} cannot be set")
+            if section not in node:
+                prefix = ".".join(sections[:depth])
+                valid = [f"{prefix}.{k}" if prefix else k for k, v in node.items()
+                         if isinstance(v, dict)]
+                raise ConfigError(f"unknown config section {'.'.join(sections[:depth + 1])!r} "
+                                  f"in {key!r}; valid sections: {', '.join(valid) or 'none'}")
+            node = node[section]
+        node[name] = value
+    return from_dict(type(config), data)

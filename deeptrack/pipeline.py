@@ -1,28 +1,24 @@
 """Whole-sequence runs: RoI features for a sequence's detections, then tracking.
 
-The CLI, the benchmarks and the pooling study call these; each is a thin
-composition of :mod:`deeptrack.io`, :mod:`deeptrack.appearance` and
-:class:`deeptrack.Tracker`.
+:func:`run_sequence` is the one path from a loaded sequence and a
+:class:`~deeptrack.config.RunConfig` to its tracks; the CLI, the benchmarks
+and the pooling study call it. Each function is a thin composition of
+:mod:`deeptrack.io`, :mod:`deeptrack.appearance` and :class:`deeptrack.Tracker`.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from deeptrack.config import AppearanceConfig, TrackerConfig
+from deeptrack.config import AppearanceConfig, RunConfig, TrackerConfig
 from deeptrack.io.mot import GroundTruth, TrackResults
 from deeptrack.io.sequence import Sequence
 from deeptrack.synthetic import SyntheticScene
 from deeptrack.tracking.tracker import Tracker
-
-#: Default folder of the RoI feature cache (DEEPTRACK_CACHE overrides it).
-DEFAULT_CACHE = Path(os.environ.get("DEEPTRACK_CACHE", "~/.cache/deeptrack/features")).expanduser()
 
 
 @dataclass(frozen=True)
@@ -82,6 +78,44 @@ def sequence_features(
     extra = {"det_sha256": file_sha256(seq.det_path)} if seq.det_path else None
     return extract_sequence(embedder, seq.image_paths, boxes, cache=cache,
                             cache_key_extra=extra, progress=progress, sequence=seq.name)
+
+
+def run_sequence(
+    seq: Sequence,
+    config: RunConfig,
+    *,
+    features=None,
+    embeddings: list[np.ndarray] | None = None,
+    embedder=None,
+    feature_progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TrackRun:
+    """Run one sequence: its RoI features (unless given), then the tracker.
+
+    Args:
+        seq: a sequence loaded with its detections (and images, for appearance).
+        config: the run; ``use_appearance`` false tracks on motion and IoU
+            alone, and whatever features are given are not used.
+        features: the sequence's RoI maps when already at hand (e.g. shared
+            by several tracker settings): ``SequenceFeatures`` or a list of
+            per-frame (N, C, H, W) arrays.
+        embeddings: per-frame (N, D) vectors to track on instead of maps.
+        embedder: a ready ``RoIEmbedder`` for ``config.appearance`` (built
+            when needed and omitted).
+        feature_progress: called as ``progress(frames_done, frames)`` while
+            features are extracted.
+        progress: called with 1 after each tracked frame.
+
+    Returns:
+        The tracks and what tracking cost (see :class:`TrackRun`).
+    """
+    if not config.use_appearance:
+        features = embeddings = None
+    elif features is None and embeddings is None:
+        features = sequence_features(seq, config.appearance, embedder=embedder,
+                                     progress=feature_progress)
+    return track_sequence(seq, config.tracker, features, embeddings=embeddings,
+                          progress=progress)
 
 
 def track_sequence(
@@ -156,16 +190,7 @@ def track_scene(scene: SyntheticScene, config: TrackerConfig, use_appearance: bo
     return _run(Tracker(config, frame_rate=scene.frame_rate), frames)
 
 
-def with_overrides(config, **changes):
-    """Return a frozen config with the non-None ``changes`` applied (validated again)."""
-    from deeptrack.config import from_dict, to_dict
-
-    data = to_dict(config)
-    data.update({k: v for k, v in changes.items() if v is not None})
-    return from_dict(type(config), data)
-
-
 __all__ = [
-    "DEFAULT_CACHE", "TrackRun", "scene_ground_truth", "sequence_features",
-    "track_scene", "track_sequence", "with_overrides",
+    "TrackRun", "run_sequence", "scene_ground_truth", "sequence_features", "track_scene",
+    "track_sequence",
 ]

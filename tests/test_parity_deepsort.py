@@ -159,14 +159,14 @@ def real_frames(data_root, weights_root, one_torch_thread):
     from pathlib import Path
 
     from deeptrack.appearance import pool
-    from deeptrack.config import load_yaml
+    from deeptrack.config import default_cache_dir, load_yaml
     from deeptrack.io.sequence import find_sequences, load_sequence
-    from deeptrack.pipeline import DEFAULT_CACHE, sequence_features
+    from deeptrack.pipeline import sequence_features
 
     preset = load_yaml(Path(__file__).resolve().parents[1] / "configs" / "deepsort.yaml")
     appearance = dataclasses.replace(
         preset.appearance, weights=str(weights_root / "mobilenet_v2_imagenet_features.pth"),
-        cache_dir=str(DEFAULT_CACHE))
+        cache_dir=str(default_cache_dir()))
     runs = {}
     for path in find_sequences(data_root / "MOT15" / "train"):
         for det_file in ("det.txt", "det_frcnn.txt"):

@@ -1,22 +1,77 @@
-"""Evaluation results: per-sequence rows and a combined row, as dicts or a text table."""
+"""Evaluation results: per-sequence rows and a combined row, as dicts or a text table.
+
+:func:`render_table` is the one text-table renderer: ``deeptrack eval``,
+``compare`` and ``demo`` all print through it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from deeptrack.eval.clear import ClearMetrics, IdentityMetrics
 from deeptrack.eval.hota import HotaMetrics
 
 COMBINED = "COMBINED"
 
-# (heading, key in SequenceMetrics.to_dict(), shown in percent)
-_COLUMNS = (
-    ("HOTA", "hota", True), ("DetA", "deta", True), ("AssA", "assa", True),
-    ("LocA", "loca", True), ("MOTA", "mota", True), ("MOTP", "motp", True),
-    ("IDF1", "idf1", True), ("IDP", "idp", True), ("IDR", "idr", True),
-    ("GT", "gt", False), ("TP", "tp", False), ("FP", "fp", False), ("FN", "fn", False),
-    ("IDSW", "idsw", False), ("Frag", "frag", False), ("MT", "mt", False),
-    ("PT", "pt", False), ("ML", "ml", False),
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a text table.
+
+    Attributes:
+        heading: the column's title.
+        key: the key of the value in each row mapping.
+        percent: the value is a fraction, shown times 100.
+        spec: format spec of the (scaled) value, e.g. ``.2f``; empty: ``str``.
+    """
+
+    heading: str
+    key: str
+    percent: bool = False
+    spec: str = ""
+
+    def cell(self, row: Mapping[str, Any]) -> str:
+        """Return the formatted value of this column in ``row``."""
+        value = row[self.key]
+        return format(100 * value if self.percent else value, self.spec)
+
+
+def pct(heading: str, key: str, digits: int = 2) -> Column:
+    """Return a column of fractions shown in percent with ``digits`` decimals."""
+    return Column(heading, key, percent=True, spec=f".{digits}f")
+
+
+def render_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], *,
+                 rule: bool = False) -> str:
+    """Return a fixed-width text table: first column left-aligned, the others right-aligned.
+
+    Args:
+        rows: one mapping per row, holding every column's key.
+        columns: the columns, in order.
+        rule: draw a line of dashes under the headings.
+    """
+    cells = [[c.heading for c in columns], *([c.cell(r) for c in columns] for r in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w)
+                       for i, (v, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+             for line in cells]
+    if rule:
+        lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+#: The columns of :meth:`EvalReport.table`, keys of :meth:`SequenceMetrics.to_dict`.
+EVAL_COLUMNS = (
+    Column("Sequence", "name"),
+    *(pct(h, k, 3) for h, k in (("HOTA", "hota"), ("DetA", "deta"), ("AssA", "assa"),
+                                 ("LocA", "loca"), ("MOTA", "mota"), ("MOTP", "motp"),
+                                 ("IDF1", "idf1"), ("IDP", "idp"), ("IDR", "idr"))),
+    *(Column(h, k) for h, k in (("GT", "gt"), ("TP", "tp"), ("FP", "fp"), ("FN", "fn"),
+                                 ("IDSW", "idsw"), ("Frag", "frag"), ("MT", "mt"),
+                                 ("PT", "pt"), ("ML", "ml"))),
 )
 
 
@@ -88,16 +143,5 @@ class EvalReport:
 
     def table(self) -> str:
         """Return a fixed-width text table; ratios in percent, one row per sequence."""
-        rows = [*self.sequences, self.combined]
-        width = max(len("Sequence"), *(len(r.name) for r in rows))
-        cells = [[h for h, _, _ in _COLUMNS]]
-        for r in rows:
-            d = r.to_dict()
-            cells.append([f"{100 * d[k]:.3f}" if pct else str(d[k]) for _, k, pct in _COLUMNS])
-        widths = [max(len(c[i]) for c in cells) for i in range(len(_COLUMNS))]
-        names = ["Sequence", *(r.name for r in rows)]
-        lines = [
-            f"{n:<{width}}  " + "  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True))
-            for n, c in zip(names, cells, strict=True)
-        ]
-        return "\n".join(lines)
+        return render_table([r.to_dict() for r in (*self.sequences, self.combined)],
+                            EVAL_COLUMNS)
