@@ -50,7 +50,6 @@ import logging
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,13 +58,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from deeptrack.appearance.cache_entry import (
+    CACHE_FORMAT,
+    TMP_PREFIX,
+    EntryWriter,
+    canonical_key,
+    writer_alive,
+)
 from deeptrack.appearance.digest import hash_file
-from deeptrack.errors import ConfigError, InputError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: owners are told by pid and age
-    fcntl = None  # type: ignore[assignment]
+from deeptrack.errors import ConfigError
 
 __all__ = [
     "CACHE_FORMAT",
@@ -76,13 +77,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Bumped whenever the meaning of stored maps changes, so old entries miss.
-CACHE_FORMAT = 1
-
-_STALE_TMP_SECONDS = 24 * 3600
-_TMP_PREFIX = ".tmp-"
-_LOCK = "owner.lock"
 
 #: Default bound of the cache's total size: 8 GiB (``DEEPTRACK_CACHE_MAX_BYTES`` overrides it).
 DEFAULT_MAX_BYTES = 8 << 30
@@ -109,7 +103,7 @@ def default_max_bytes() -> int:
         raise ConfigError(f"{MAX_BYTES_ENV}={raw!r} is not a size in bytes: expected a positive "
                           "integer, optionally with K, M, G or T (e.g. 8G)")
     return int(number) * _UNITS[unit]
-_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
 
 @dataclass(frozen=True)
 class SequenceFeatures:
@@ -150,182 +144,6 @@ class SequenceFeatures:
         return [self[i] for i in range(len(self))]
 
 
-def _canonical(key: Mapping[str, Any]) -> str:
-    try:
-        return json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"cache key must be plain JSON (str, int, float, bool, None, "
-                         f"lists, dicts): {e}") from None
-
-
-def _fits_float16(maps: NDArray[np.floating]) -> bool:
-    """Whether float16 keeps every RoI map to 0.1 % of its L2 norm (and within range)."""
-    if float(np.abs(maps).max()) > _FLOAT16_MAX:
-        return False
-    flat = np.asarray(maps, dtype=np.float32).reshape(len(maps), -1)
-    err = np.linalg.norm(flat.astype(np.float16).astype(np.float32) - flat, axis=1)
-    return bool((err <= 1e-3 * np.linalg.norm(flat, axis=1)).all())
-
-
-class _EntryWriter:
-    """Streams one entry's maps into a temporary folder, then renames it into place."""
-
-    def __init__(self, cache: FeatureCache, key: Mapping[str, Any], counts: NDArray[np.int64],
-                 map_shape: tuple[int, int, int]) -> None:
-        self.cache = cache
-        self.key = key
-        self.counts = counts
-        self.shape = (int(counts.sum()), *map_shape)
-        self.dtype = cache.dtype
-        self.keep = self.nbytes(self.dtype) <= cache.max_bytes
-        if self.keep:
-            cache.evict(reserve=self.nbytes(self.dtype))
-        else:
-            logger.warning("feature maps of %d bytes exceed the cache bound (max_bytes = %d): "
-                           "computed without being stored", self.nbytes(self.dtype),
-                           cache.max_bytes)
-        self.tmp = cache.root / f"{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
-        self.tmp.mkdir(parents=True)
-        self._lock = _hold_lock(self.tmp / _LOCK)
-        try:
-            self.array = self._open(self.dtype)
-        except BaseException:
-            self.abort()
-            raise
-        self.pos = 0
-
-    def nbytes(self, dtype: np.dtype) -> int:
-        """Size of the finished ``maps.npy`` in ``dtype`` (an upper bound: header of 128 bytes)."""
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(dtype).itemsize + 128
-
-    def _open(self, dtype: np.dtype) -> np.ndarray:
-        if self.shape[0] == 0:  # numpy cannot memory-map an empty array
-            return np.zeros(self.shape, dtype)
-        return np.lib.format.open_memmap(self.tmp / "maps.npy", mode="w+", dtype=dtype,
-                                         shape=self.shape)
-
-    def write(self, maps: NDArray[np.floating]) -> None:
-        n = len(maps)
-        if n and self.dtype == np.float16 and not _fits_float16(maps):
-            # Everything written so far is exact in float32 too: widen, go on.
-            logger.info("feature maps do not fit float16 (range or precision); storing this "
-                        "entry as float32")
-            old = np.array(self.array[: self.pos], dtype=np.float32)
-            del self.array
-            self.dtype = np.dtype(np.float32)
-            if self.keep and self.nbytes(self.dtype) > self.cache.max_bytes:
-                self.keep = False
-            elif self.keep:  # twice the room now: make it before the file grows
-                self.cache.evict(reserve=self.nbytes(self.dtype), skip=self.tmp)
-            self.array = self._open(self.dtype)
-            self.array[: self.pos] = old
-        self.array[self.pos:self.pos + n] = maps
-        self.pos += n
-
-    def commit(self) -> Path | SequenceFeatures:
-        """Rename the entry into place; return its folder (or, if it is too large to keep, the maps)."""
-        if self.pos != self.shape[0]:
-            raise InputError(f"cache entry got {self.pos} maps, expected {self.shape[0]}")
-        maps_path = self.tmp / "maps.npy"
-        if isinstance(self.array, np.memmap):
-            self.array.flush()
-            del self.array
-        else:
-            np.save(maps_path, self.array)
-        if not self.keep:
-            # Map the file, then remove the folder: the mapping outlives the name (POSIX),
-            # so nothing of the entry stays on disk once the caller drops the maps.
-            data = np.load(maps_path, mmap_mode="r" if self.shape[0] else None,
-                           allow_pickle=False)
-            self.abort()
-            return SequenceFeatures(data, self.counts, self.key)
-        meta = {
-            "format": CACHE_FORMAT,
-            "key": json.loads(_canonical(self.key)),
-            "counts": self.counts.tolist(),
-            "shape": list(self.shape),
-            "dtype": np.dtype(self.dtype).name,
-            "nbytes": maps_path.stat().st_size,
-            "sha256": hash_file(maps_path),
-            "created": time.time(),
-        }
-        with open(self.tmp / "meta.json", "w") as f:
-            json.dump(meta, f)
-            f.flush()
-            os.fsync(f.fileno())
-        final = self.cache.entry_path(self.key)
-        (self.tmp / _LOCK).unlink(missing_ok=True)  # an entry holds maps.npy and meta.json only
-        try:
-            os.replace(self.tmp, final)
-            # what we just wrote and hashed needs no second read to verify
-            st = (final / "maps.npy").stat()
-            self.cache._verified.add((str(final / "maps.npy"), st.st_mtime_ns, st.st_size))
-        except OSError:
-            # Another writer got there first (a non-empty folder cannot be
-            # replaced); theirs is as good as ours if it is valid.
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            if self.cache.load(self.key) is None:
-                raise
-        finally:
-            self._release()
-        return final
-
-    def _release(self) -> None:
-        lock, self._lock = self.__dict__.get("_lock"), None
-        if lock is not None:
-            with contextlib.suppress(OSError):
-                lock.close()
-
-    def abort(self) -> None:
-        self.__dict__.pop("array", None)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self._release()
-
-
-def _hold_lock(path: Path):
-    """Create ``path`` and hold an exclusive ``flock`` on it while the returned file is open."""
-    f = open(path, "wb")  # noqa: SIM115 - kept open: the lock lives as long as the file
-    if fcntl is not None:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # a file system without flock: the pid in the name still tells
-            pass
-    f.write(f"{os.getpid()}\n".encode())
-    f.flush()
-    return f
-
-
-def _writer_alive(tmp: Path, now: float) -> bool:
-    """Whether the writer of temporary folder ``tmp`` may still be running."""
-    lock = tmp / _LOCK
-    if fcntl is not None and lock.exists():
-        try:
-            with open(lock, "rb") as f:
-                try:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return True  # held: its writer is alive
-                except OSError:
-                    pass  # no flock here: fall back to the pid
-                else:
-                    return False  # we got the lock: its writer is gone
-        except OSError:
-            return True  # vanished or unreadable: leave it alone this time
-    pid = tmp.name[len(_TMP_PREFIX):].split("-", 1)[0]
-    if pid.isdigit() and lock.exists():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True
-        return True
-    try:  # no owner on record (an older version's folder, or one just being created)
-        return now - tmp.stat().st_mtime <= _STALE_TMP_SECONDS
-    except OSError:
-        return True
-
-
 class FeatureCache:
     """A bounded folder of per-sequence RoI feature maps (see the module docstring).
 
@@ -359,7 +177,7 @@ class FeatureCache:
 
     def entry_path(self, key: Mapping[str, Any]) -> Path:
         """Return the folder the entry for ``key`` lives in (whether or not it exists)."""
-        digest = hashlib.sha256(_canonical(key).encode()).hexdigest()
+        digest = hashlib.sha256(canonical_key(key).encode()).hexdigest()
         return self.root / digest[:40]
 
     def discard(self, path: Path, why: str) -> None:
@@ -381,7 +199,7 @@ class FeatureCache:
                 meta = json.load(f)
             if meta.get("format") != CACHE_FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}, expected {CACHE_FORMAT}")
-            if meta["key"] != json.loads(_canonical(key)):
+            if meta["key"] != json.loads(canonical_key(key)):
                 raise ValueError("stored key differs from the requested one")
             counts = np.asarray(meta["counts"], dtype=np.int64)
             shape = tuple(int(v) for v in meta["shape"])
@@ -412,9 +230,14 @@ class FeatureCache:
         return SequenceFeatures(data, counts, key, from_cache=True, path=path)
 
     def writer(self, key: Mapping[str, Any], counts: ArrayLike,
-               map_shape: tuple[int, int, int]) -> _EntryWriter:
+               map_shape: tuple[int, int, int]) -> EntryWriter:
         """Start writing the entry for ``key``: call ``write`` per frame, then ``commit``."""
-        return _EntryWriter(self, key, np.asarray(counts, dtype=np.int64), map_shape)
+        return EntryWriter(self, key, np.asarray(counts, dtype=np.int64), map_shape)
+
+    def mark_verified(self, maps_path: Path) -> None:
+        """Record that ``maps_path``, as it is now, matches its checksum (just written)."""
+        st = maps_path.stat()
+        self._verified.add((str(maps_path), st.st_mtime_ns, st.st_size))
 
     def _scan(self) -> tuple[list[tuple[Path, int, float]], list[tuple[Path, int]]]:
         """Committed entries ``(folder, bytes, last use)``, oldest use first, and live
@@ -424,8 +247,8 @@ class FeatureCache:
         for p in self.root.iterdir():
             if not p.is_dir():
                 continue
-            if p.name.startswith(_TMP_PREFIX):
-                if _writer_alive(p, now):
+            if p.name.startswith(TMP_PREFIX):
+                if writer_alive(p, now):
                     flight.append((p, _folder_bytes(p)))
                 else:
                     logger.info("removing %s, left by a feature extraction that was "

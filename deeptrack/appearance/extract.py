@@ -166,8 +166,8 @@ def _compute_into(cache: FeatureCache, key: Mapping[str, Any], counts: NDArray[n
     except BaseException:
         writer.abort()
         raise
-    if isinstance(final, SequenceFeatures):  # too large for the cache: not stored
-        return final
+    if not isinstance(final, Path):  # too large for the cache: the maps, not stored
+        return SequenceFeatures(final, counts, key)
     cache.evict(keep=final)
     stored = cache.load(key)
     if stored is None:  # pragma: no cover - only if someone removed it in between
