@@ -142,6 +142,14 @@ ERROR_CASES = {
     "eval missing results": (lambda s, t: ["eval", "--gt", s, "--results", t / "none"], "none"),
     "unknown benchmark": (lambda s, t: ["eval", "--gt", s, "--results", t, "--benchmark",
                                         "MOT99"], "MOT99"),
+    "--set unknown key": (lambda s, t: ["track", s, "--no-appearance", "--set",
+                                        "tracker.max_agee=3"], "tracker.max_agee"),
+    "--set unknown section": (lambda s, t: ["track", s, "--no-appearance", "--set",
+                                            "trackr.max_age=3"], "trackr"),
+    "--set bad value": (lambda s, t: ["compare", s, "--pooling", "none", "--set",
+                                      "tracker.max_age=0"], "tracker.max_age"),
+    "--set no value": (lambda s, t: ["track", s, "--no-appearance", "--set", "tracker.max_age"],
+                       "SECTION.KEY=VALUE"),
 }
 
 
@@ -182,3 +190,33 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_set_overrides_any_config_key_after_the_preset(capsys, split, tmp_path):
+    out = tmp_path / "res"
+    code, _, err = run(capsys, "track", split, "--config", REPO / "configs" / "sort.yaml",
+                       "--set", "tracker.max_age=7", "--set", "tracker.reference_fps=null",
+                       "--set", "min_confidence=0.5", "--set", "tracker.kalman=filterpy",
+                       "--out", out, "--quiet")
+    assert code == 0, err
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["tracker"]["max_age"] == 7 and cfg["tracker"]["reference_fps"] is None
+    assert cfg["tracker"]["kalman"] == "filterpy" and cfg["min_confidence"] == 0.5
+
+
+def test_set_unknown_key_lists_the_valid_ones(capsys, split, tmp_path):
+    code, _, err = run(capsys, "track", split, "--no-appearance", "--set", "tracker.nope=1",
+                       "--out", tmp_path / "out")
+    line = _one_error_line(err)
+    assert code == 2 and "tracker.nope" in line and "valid keys: tracker.max_cosine_distance" in line
+
+
+
+def test_default_cache_folder_is_read_when_the_command_runs(capsys, split, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPTRACK_CACHE", str(tmp_path / "cache"))  # after deeptrack's import
+    out = tmp_path / "res"
+    code, _, err = run(capsys, "track", split / "SEQ-01", "--weights", "random", "--out", out,
+                       "--quiet")
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["appearance"]["cache_dir"] == str(
+        tmp_path / "cache")
