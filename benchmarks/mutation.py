@@ -60,9 +60,106 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           -11: "segfault"}
 DETECTED = ("killed", "timeout", "segfault")
 
-#: Survivors judged equivalent (no input can tell them from the original), by mutant name,
-#: with the reason. Names are mutmut's and hold for the commit recorded in the results.
-EQUIVALENT: dict[str, str] = {}
+#: Survivors judged equivalent (no input can tell them from the original, or none that
+#: the code can receive), by mutant name, with the reason. Names are mutmut's and hold
+#: for the commit recorded in the results (they number the mutations of a function).
+_A, _C, _K = "deeptrack.association.assign.", "deeptrack.association.cascade.", \
+    "deeptrack.association.costs."
+_G, _M = "deeptrack.motion.gating.", "deeptrack.motion.kalman."
+_CL, _H = "deeptrack.eval.clear.", "deeptrack.eval.hota."
+_WHY = {
+    "argsort": "sorts distinct row indices (a row is matched once): every sort gives the "
+               "same order",
+    "empty_and": "an empty side goes through the general code, which returns the same "
+                 "empty result (the early return is a shortcut)",
+    "unused_fields": "match_pairs reads only .pairs of the dense cascade's Matches",
+    "einsum_case": "einsum labels are case-sensitive names, not meanings: the same "
+                   "contraction",
+    "sq_gt_1": "rows with |x|^2 <= 1 take the rescaling path, which computes the same "
+               "unit vector (to rounding)",
+    "neg_index": "i - 4 for i in 0..3 indexes the same elements of an axis of 8 as i + 4",
+    "filterpy_shape": "filterpy reshapes z to the state's shape: (8,) or (8, 1) state, (4,) "
+                      "or (4, 1) measurement give the same numbers",
+    "reshape_neg": "numpy treats any negative size as the one unknown dimension",
+    "const_sign": "the sign of a standard deviation that is squared, on coordinates where "
+                  "the height-scaled part is 0",
+    "slice": "xyah has 4 columns: 3:5 is 3:4",
+    "path_choice": "chooses which of two paths computes a diagonal-S gate (a full S takes "
+                   "the dense one either way); both return exactly the dense pairs "
+                   "(tested), so only speed differs",
+    "promotion": "the float64 weight array promotes any numeric input to float64 in the "
+                 "only arithmetic done on it; the mean is a float64 array anyway",
+    "margin": "changes the safety margin of the candidate bound, which stays above the "
+              "rounding error it covers; the exact recheck decides",
+    "edge_eq": "differs only for a value exactly equal to a threshold minus 2^-52 (or a "
+               "score exactly EPS), which no box pair produces",
+    "dtype_default": "numpy's default dtype here is the one asked for (float64 / int64) or "
+                     "a float holding the same small integer counts",
+    "strict_zip": "the zipped per-frame tuples have equal lengths by construction",
+    "minlength": "ids are renumbered 0..n-1 and all occur, so bincount already has n bins "
+                 "(or the indices read stay below its length)",
+    "ok_none": "weight[None] = sim / denom everywhere; cells with denom <= EPS have sim 0 "
+               "and are never read (only sim > 0 pairs are)",
+    "sim_ge_0": "pairs with IoU 0 get weight 0, alignment 0, score 0: same assignment and "
+                "counts",
+    "unreachable": "only reached when no frame has both ground truth and results, where "
+                   "hota() then fails anyway at np.concatenate(m_keys) (the xfail bug)",
+    "previous_neg": "any negative value means 'not matched' (tests are < 0)",
+    "present_pos": "every renumbered gt id is present in some frame, so present > 0 holds "
+                   "everywhere",
+    "mm_distance": "motmetrics uses these distances only for NaN or not: the official pairs "
+                   "are forced and MOTP is computed from our own IoU sum",
+    "return_dataframe": "None and False are both false for motmetrics",
+}
+EQUIVALENT: dict[str, str] = {
+    **{_A + f"x_solve_pairs__mutmut_{i}": _WHY["argsort"] for i in (18, 20, 22)},
+    **{_C + f"x_matching_cascade_lazy__mutmut_{i}": _WHY["argsort"] for i in (16, 18, 20)},
+    _A + "x_solve__mutmut_16": _WHY["empty_and"],
+    _A + "x_match_pairs__mutmut_10": _WHY["minlength"],
+    _A + "x_match_pairs__mutmut_16": _WHY["minlength"],
+    **{_C + f"x__dense_cascade__mutmut_{i}": _WHY["unused_fields"] for i in (11, 12, 14, 15)},
+    _K + "x_l2_normalize__mutmut_16": _WHY["einsum_case"],
+    _K + "x_l2_normalize__mutmut_58": _WHY["einsum_case"],
+    _K + "x_l2_normalize__mutmut_20": _WHY["sq_gt_1"],
+    _G + "x_gate_pairs__mutmut_2": _WHY["empty_and"],
+    _G + "x_mahalanobis_sq__mutmut_1": _WHY["empty_and"],
+    _G + "x_gate_pairs__mutmut_52": _WHY["einsum_case"],
+    _G + "x_mahalanobis_sq__mutmut_45": _WHY["einsum_case"],
+    _G + "x_gate_pairs__mutmut_20": _WHY["path_choice"],
+    _G + "x_gate_pairs__mutmut_21": _WHY["path_choice"],
+    **{_G + f"x_gate_pairs__mutmut_{i}": _WHY["margin"] for i in (73, 75, 76, 77, 80)},
+    **{_M + f"x_to_compact__mutmut_{i}": _WHY["neg_index"] for i in (7, 8, 9)},
+    **{_M + f"x_to_full__mutmut_{i}": _WHY["neg_index"] for i in (10, 13, 16, 17)},
+    _M + "xǁFilterpyKalmanǁ_filter__mutmut_13": _WHY["filterpy_shape"],
+    _M + "xǁFilterpyKalmanǁupdate__mutmut_19": _WHY["filterpy_shape"],
+    _M + "xǁKalmanModelǁ_initiate__mutmut_11": _WHY["reshape_neg"],
+    _M + "xǁKalmanModelǁ_initiate__mutmut_23": _WHY["const_sign"],
+    _M + "xǁKalmanModelǁmeasurement_noise__mutmut_3": _WHY["const_sign"],
+    _M + "xǁKalmanModelǁprocess_noise__mutmut_3": _WHY["const_sign"],
+    _M + "xǁKalmanModelǁ_initiate__mutmut_26": _WHY["slice"],
+    _M + "xǁKalmanModelǁ_initiate__mutmut_7": _WHY["promotion"],
+    _M + "xǁKalmanModelǁ_initiate__mutmut_9": _WHY["promotion"],
+    _CL + "x__motmetrics_counts__mutmut_5": _WHY["return_dataframe"],
+    _CL + "x_clear_and_identity__mutmut_2": _WHY["empty_and"],
+    **{_CL + f"x_clear_and_identity__mutmut_{i}": _WHY["previous_neg"] for i in (28, 107)},
+    **{_CL + f"x_clear_and_identity__mutmut_{i}": _WHY["dtype_default"]
+       for i in (23, 26, 31, 33, 36, 38, 41, 43)},
+    **{_CL + f"x_clear_and_identity__mutmut_{i}": _WHY["present_pos"] for i in (127, 129)},
+    **{_CL + f"x_clear_and_identity__mutmut_{i}": _WHY["strict_zip"] for i in (50, 55, 56)},
+    **{_CL + f"x_clear_and_identity__mutmut_{i}": _WHY["mm_distance"]
+       for i in (63, 68, 69, 80, 94, 95)},
+    _CL + "x_official_matches__mutmut_7": _WHY["edge_eq"],
+    _CL + "x_official_matches__mutmut_14": _WHY["edge_eq"],
+    _H + "x_hota__mutmut_129": _WHY["edge_eq"],
+    _H + "x_hota__mutmut_162": _WHY["edge_eq"],
+    **{_H + f"x_hota__mutmut_{i}": _WHY["dtype_default"] for i in (13, 20, 166)},
+    **{_H + f"x_hota__mutmut_{i}": _WHY["minlength"] for i in (17, 24)},
+    **{_H + f"x_hota__mutmut_{i}": _WHY["strict_zip"] for i in (30, 34, 35, 99, 104, 105)},
+    _H + "x_hota__mutmut_48": _WHY["ok_none"],
+    _H + "x_hota__mutmut_49": _WHY["edge_eq"],
+    _H + "x_hota__mutmut_54": _WHY["sim_ge_0"],
+    **{_H + f"x_hota__mutmut_{i}": _WHY["unreachable"] for i in (67, 84)},
+}
 
 
 #: Left out of mutation runs: a wall-clock assertion (meaningless under mutation on a
@@ -310,7 +407,9 @@ def _run_line(meta: dict) -> str:
 def render(report: dict) -> None:
     """Write mutation.json and mutation.md from the collected ``report``."""
     report = _upgrade(report)
-    runs, modules, rerun = report["runs"], report["modules"], report.get("rerun")
+    if "rerun" in report:
+        report.setdefault("reruns", []).insert(0, report.pop("rerun"))
+    runs, modules, reruns = report["runs"], report["modules"], report.get("reruns", [])
     for m in modules.values():  # judgements live in EQUIVALENT, re-applied on every render
         for s in m["survivors"]:
             s["equivalent"] = EQUIVALENT.get(s["name"])
@@ -319,7 +418,8 @@ def render(report: dict) -> None:
     for m in modules.values():
         total.update(m["counts"])
         m["killed_by_new_tests"] = sum(1 for s in m["survivors"] if s.get("rerun") in DETECTED)
-        n_equivalent += sum(1 for s in m["survivors"] if s["equivalent"])
+        n_equivalent += sum(1 for s in m["survivors"]
+                            if s["equivalent"] and s.get("rerun") not in DETECTED)
     det, chk, sc = score(total)
     later = sum(m["killed_by_new_tests"] for m in modules.values())
     report["score"] = {
@@ -337,8 +437,7 @@ def render(report: dict) -> None:
     cols = ["killed", "timeout", "survived", "no tests", "not checked"]
     lines = ["# Mutation testing (mutmut 3) of the hot modules", ""]
     lines += [f"- run {i + 1}: {_run_line(meta)}" for i, meta in enumerate(runs)]
-    if rerun:
-        lines.append(f"- survivors rerun: {_run_line(rerun)}")
+    lines += [f"- survivors rerun: {_run_line(meta)}" for meta in reruns]
     lines += [
         "",
         ("Score = (killed + timeout) / mutants checked (*no tests* count as checked and not "
@@ -350,7 +449,7 @@ def render(report: dict) -> None:
         (f"- score of the run{'s' if len(runs) > 1 else ''}: "
          f"**{sr['detected']} / {sr['checked']} = {_pct(sr['score'])}**"),
     ]
-    if rerun:
+    if reruns:
         lines.append(
             f"- survivors rerun with the tests added since: "
             f"{sr['detected_after_new_tests'] - sr['detected']} more killed, "
@@ -366,7 +465,8 @@ def render(report: dict) -> None:
     ]
     for module, m in sorted(modules.items()):
         c = m["counts"]
-        eq = sum(1 for s in m["survivors"] if s["equivalent"])
+        eq = sum(1 for s in m["survivors"]
+                 if s["equivalent"] and s.get("rerun") not in DETECTED)
         lines.append(f"| {module} | {m['run'] + 1} | {m['total']} | "
                      + " | ".join(str(c.get(x, 0)) for x in cols)
                      + f" | {_pct(score(c)[2])} | {m['killed_by_new_tests']} | {eq} |")
@@ -386,7 +486,7 @@ def render(report: dict) -> None:
             tags = []
             if s.get("rerun") in DETECTED:
                 tags.append("**killed later**")
-            if s["equivalent"]:
+            elif s["equivalent"]:
                 tags.append(f"*equivalent*: {s['equivalent']}")
             lines.append(f"- `{short}`: `{change}`" + (" — " + "; ".join(tags) if tags else ""))
         lines.append("")
@@ -421,8 +521,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", action="append", default=[],
                     help="mutant name pattern, e.g. 'deeptrack.motion.*' (repeatable)")
     ap.add_argument("--rerun-survivors", action="store_true",
-                    help="run only the survivors recorded in mutation.json, on a fresh "
-                         "snapshot (with the tests added since), and record which now die")
+                    help="run only the survivors recorded in mutation.json (those matching "
+                         "--only, if given) on a fresh snapshot, with the tests added since, "
+                         "and record which now die")
     ap.add_argument("--append", action="store_true",
                     help="add this run's modules to mutation.json instead of replacing it")
     ap.add_argument("--render", action="store_true",
@@ -439,7 +540,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.rerun_survivors:
         report = _upgrade(json.loads((RESULTS / "mutation.json").read_text()))
-        names = [s["name"] for m in report["modules"].values() for s in m["survivors"]]
+        names = [s["name"] for m in report["modules"].values() for s in m["survivors"]
+                 if not args.only or any(fnmatch.fnmatch(s["name"], p) for p in args.only)]
         changed = ""
         for module, m in report["modules"].items():
             old = _commit_of(report["runs"][m["run"]]["tree"])
@@ -454,16 +556,21 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rerunning {len(names)} survivors on {tree} in {workdir}; log {log}", flush=True)
         wall, stopped, broken = run_mutmut(workdir, args.max_children, names,
                                            args.budget_min * 60, log)
-        args.only = ["(the survivors)"]
-        report["rerun"] = _run_meta(tree, command, args, wall, stopped)
-        report["rerun"]["tests_left_out_failing"] = broken
+        args.only = args.only or ["(the survivors)"]
+        meta = _run_meta(tree, command, args, wall, stopped)
+        meta["tests_left_out_failing"] = broken
+        report.setdefault("reruns", [])
+        if "rerun" in report:  # reports from before several reruns were kept
+            report["reruns"].insert(0, report.pop("rerun"))
+        report["reruns"].append(meta)
         statuses = {}
         for meta_path in Path(workdir, "mutants").rglob("*.py.meta"):
             for k, c in json.loads(meta_path.read_text())["exit_code_by_key"].items():
                 statuses[k] = STATUS.get(c, f"exit {c}")
         for m in report["modules"].values():
             for s in m["survivors"]:
-                s["rerun"] = statuses.get(s["name"], "not checked")
+                if s["name"] in names:
+                    s["rerun"] = statuses.get(s["name"], "not checked")
         render(report)
     else:
         tree = snapshot(workdir, args.working_tree)
