@@ -1,4 +1,4 @@
-"""Assignment, the matching cascade and the appearance memory."""
+"""Assignment, the matching cascade (the oracle's dense forms) and the appearance memory."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deeptrack.association.assign import solve
-from deeptrack.association.cascade import matching_cascade
-from deeptrack.association.costs import GATED, cosine_cost, iou_cost
+from deeptrack._arrays import nonzero_2d
+from deeptrack.association.costs import GATED, iou_cost
 from deeptrack.association.gallery import Gallery
+from deeptrack.association.oracle import cosine_cost, matching_cascade, solve
 
 
 def _unit(x):
@@ -74,7 +74,9 @@ def test_gallery_cost_equals_dense_nearest_neighbour(seed, t, n, adds):
             history[i].append(f[i])
     dets = _unit(rng.standard_normal((n, d)))
     admissible = rng.random((t, n)) < 0.6
-    cost = g.cost(slots, dets, admissible)
+    rows, cols = nonzero_2d(admissible)
+    cost = np.full((t, n), GATED)
+    cost[rows, cols] = g.pair_cost(slots[rows], cols, dets)
     for i in range(t):
         kept = np.array(history[i][-budget:])  # the budget keeps the most recent
         dense = cosine_cost(kept, dets).min(axis=0)
@@ -101,5 +103,5 @@ def test_ema_memory():
     g.add(s, np.array([[1.0, 0.0]], np.float32))
     g.add(s, np.array([[0.0, 1.0]], np.float32))
     np.testing.assert_allclose(g.features(int(s[0])), [[np.sqrt(0.5), np.sqrt(0.5)]], rtol=1e-6)
-    cost = g.cost(s, np.array([[1.0, 0.0]], np.float32), np.ones((1, 1), bool))
-    np.testing.assert_allclose(cost, [[1 - np.sqrt(0.5)]], rtol=1e-6)
+    cost = g.pair_cost(s, np.array([0]), np.array([[1.0, 0.0]], np.float32))
+    np.testing.assert_allclose(cost, [1 - np.sqrt(0.5)], rtol=1e-6)

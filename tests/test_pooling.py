@@ -131,6 +131,16 @@ def test_every_mode_shape_dtype_unit_norm(mode):
 
 
 @pytest.mark.parametrize("mode", list(PoolingMode))
+@pytest.mark.parametrize("shape", [(3, 4, 1, 1), (3, 4, 7, 7), (3, 4, 1, 5)])
+def test_pool_leaves_its_input_unchanged(mode, shape):
+    # GeM works in place on its channels-last copy; a 1 x 1 map once got no copy.
+    maps = np.random.default_rng(1).uniform(0.0, 5.0, shape).astype(np.float32)
+    before = maps.copy()
+    pool(maps, mode)
+    np.testing.assert_array_equal(maps, before)
+
+
+@pytest.mark.parametrize("mode", list(PoolingMode))
 def test_every_mode_big_map_dimension(mode):
     maps = np.ones((2, 2048, 7, 7), dtype=np.float16)
     assert pool(maps, mode).shape == (2, out_dim(mode, 2048, 7, 7))

@@ -1,4 +1,4 @@
-"""The sparse hot path equals the dense reference formulation.
+"""The sparse hot path equals the dense reference formulation (the oracle).
 
 The tracker computes gates, costs and assignments on the list of
 admissible (track, detection) pairs only. Each sparse function here is
@@ -13,14 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deeptrack._arrays import nonzero_2d
-from deeptrack.association.assign import GATED, solve, solve_pairs
-from deeptrack.association.cascade import (
-    matching_cascade,
-    matching_cascade_lazy,
-    matching_cascade_pairs,
-)
-from deeptrack.association.costs import cosine_cost
+from deeptrack.association.assign import assign
+from deeptrack.association.cascade import cascade
+from deeptrack.association.costs import GATED
 from deeptrack.association.gallery import Gallery
+from deeptrack.association.oracle import cosine_cost, matches, matching_cascade, solve
 from deeptrack.boxes import iou_matrix, iou_pairs
 from deeptrack.motion.gating import gate_pairs, mahalanobis_sq
 
@@ -93,26 +90,11 @@ def _sparse_problem(rng, t, n, density):
 @settings(max_examples=80, deadline=None)
 @given(seed=SEEDS, t=st.integers(0, 25), n=st.integers(0, 25),
        density=st.sampled_from([0.05, 0.15, 0.5, 1.0]))
-def test_solve_pairs_equals_dense_solve(seed, t, n, density):
+def test_assign_equals_dense_solve(seed, t, n, density):
     rng = np.random.default_rng(seed)
     cost, rows, cols = _sparse_problem(rng, t, n, density)
-    sparse = solve_pairs(rows, cols, cost[rows, cols], t, n, 0.2)
+    sparse = matches(*assign(rows, cols, cost[rows, cols], t, n, 0.2), t, n)
     dense = solve(cost, 0.2)
-    assert _pairs(sparse) == _pairs(dense)
-    assert sorted(sparse.unmatched_tracks.tolist()) == sorted(dense.unmatched_tracks.tolist())
-    assert sorted(sparse.unmatched_detections.tolist()) == sorted(
-        dense.unmatched_detections.tolist())
-
-
-@settings(max_examples=80, deadline=None)
-@given(seed=SEEDS, t=st.integers(0, 25), n=st.integers(0, 25),
-       density=st.sampled_from([0.05, 0.15, 0.5, 1.0]), max_level=st.integers(1, 6))
-def test_cascade_pairs_equals_dense_cascade(seed, t, n, density, max_level):
-    rng = np.random.default_rng(seed)
-    cost, rows, cols = _sparse_problem(rng, t, n, density)
-    levels = rng.integers(1, max_level + 1, t)
-    sparse = matching_cascade_pairs(rows, cols, cost[rows, cols], levels, n, 0.2)
-    dense = matching_cascade(cost, levels, 0.2)
     assert _pairs(sparse) == _pairs(dense)
     assert sorted(sparse.unmatched_tracks.tolist()) == sorted(dense.unmatched_tracks.tolist())
     assert sorted(sparse.unmatched_detections.tolist()) == sorted(
@@ -189,7 +171,7 @@ def test_lazy_cascade_equals_dense_cascade_and_skips_taken_detections(
         asked.extend(zip(r.tolist(), c.tolist()))
         return cost[r, c]
 
-    lazy = matching_cascade_lazy(rows, cols, cost_of, levels, n, 0.2)
+    lazy = matches(*cascade(rows, cols, cost_of, levels, n, 0.2), t, n)
     dense = matching_cascade(cost, levels, 0.2)
     assert _pairs(lazy) == _pairs(dense)
     assert sorted(lazy.unmatched_tracks.tolist()) == sorted(dense.unmatched_tracks.tolist())

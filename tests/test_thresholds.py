@@ -19,14 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deeptrack.association.assign import GATED, match_pairs, solve, solve_pairs
-from deeptrack.association.cascade import (
-    matching_cascade,
-    matching_cascade_lazy,
-    matching_cascade_pairs,
-)
-from deeptrack.association.costs import cosine_cost, iou_cost
+from deeptrack.association.assign import assign
+from deeptrack.association.cascade import cascade
+from deeptrack.association.costs import GATED, iou_cost
 from deeptrack.association.gallery import Gallery
+from deeptrack.association.oracle import cosine_cost, matches, matching_cascade, solve
 from deeptrack.boxes import iou_pairs
 from deeptrack.motion.gating import gate_pairs, mahalanobis_sq
 
@@ -36,6 +33,16 @@ B = np.array([[100.0, 100.0, 115.0, 200.0]])  # 15 x 100 inside A: IoU 1500 / 50
 
 def _pairs(m):
     return sorted(map(tuple, m.pairs.tolist()))
+
+
+def fast_solve(rows, cols, cost, n_rows, n_cols, max_cost):
+    """The hot path's sparse assignment, as the oracle's Matches."""
+    return matches(*assign(rows, cols, cost, n_rows, n_cols, max_cost), n_rows, n_cols)
+
+
+def fast_cascade(rows, cols, cost_of, levels, n_dets, max_cost):
+    """The hot path's lazy cascade, as the oracle's Matches."""
+    return matches(*cascade(rows, cols, cost_of, levels, n_dets, max_cost), len(levels), n_dets)
 
 
 # ------------------------------------------------------------------ assignment
@@ -61,7 +68,7 @@ def test_solve_does_not_clip_a_cost_at_the_cap():
     # the 0.2 (at the cap) to 0.20001 would make the second one win.
     cost = np.array([[0.2, 0.1], [0.1 + 5e-6, 0.0]])
     assert _pairs(solve(cost, 0.2)) == [(0, 0), (1, 1)]
-    assert _pairs(solve_pairs(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]),
+    assert _pairs(fast_solve(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]),
                               cost.ravel(), 2, 2, 0.2)) == [(0, 0), (1, 1)]
 
 
@@ -94,13 +101,13 @@ def test_solve_reports_labels_and_leftovers():
 
 def test_sparse_solver_keeps_pairs_at_the_cap():
     # Uncontested pair at the cap (the shortcut path) ...
-    r, c = match_pairs(np.array([0]), np.array([0]), np.array([0.2]), 1, 1, 0.2)
+    r, c = assign(np.array([0]), np.array([0]), np.array([0.2]), 1, 1, 0.2)
     assert (r.tolist(), c.tolist()) == ([0], [0])
     # ... and contested pairs at the cap (the Hungarian path): two tracks, one
     # detection each at the cap, both wanting detection 0 as well.
     rows, cols = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 2])
     cost = np.array([0.2, 0.2, 0.05, 0.2])
-    m = solve_pairs(rows, cols, cost, 2, 3, 0.2)
+    m = fast_solve(rows, cols, cost, 2, 3, 0.2)
     assert _pairs(m) == [(0, 1), (1, 0)] and m.unmatched_detections.tolist() == [2]
 
 
@@ -110,8 +117,8 @@ def test_sparse_solver_keeps_pairs_at_the_cap():
 def test_cascade_matches_a_level_whose_only_pair_is_at_the_cap():
     m = matching_cascade(np.array([[0.2]]), np.array([1]), 0.2, np.array([4]))
     assert m.pairs.tolist() == [[4, 0]]
-    sparse = matching_cascade_pairs(np.array([0]), np.array([0]), np.array([0.2]),
-                                    np.array([1]), 1, 0.2)
+    sparse = fast_cascade(np.array([0]), np.array([0]), lambda r, c: np.array([0.2]),
+                          np.array([1]), 1, 0.2)
     assert sparse.pairs.tolist() == [[0, 0]]
 
 
@@ -122,7 +129,7 @@ def test_cascade_later_level_pair_at_the_cap():
     levels = np.array([1, 3])
     assert _pairs(matching_cascade(cost, levels, 0.2)) == [(0, 0), (1, 1)]
     rows, cols = np.array([0, 1, 1]), np.array([0, 0, 1])
-    lazy = matching_cascade_lazy(rows, cols, lambda r, c: cost[r, c], levels, 2, 0.2)
+    lazy = fast_cascade(rows, cols, lambda r, c: cost[r, c], levels, 2, 0.2)
     assert _pairs(lazy) == [(0, 0), (1, 1)]
     assert lazy.unmatched_tracks.tolist() == [] and lazy.unmatched_detections.tolist() == []
 
@@ -133,7 +140,7 @@ def test_lazy_cascade_older_level_competing_at_the_cap():
     cost = np.array([[0.1, GATED, GATED], [GATED, 0.2, 0.2], [GATED, 0.2, GATED]])
     levels = np.array([1, 2, 2])
     rows, cols = np.nonzero(cost < GATED)
-    lazy = matching_cascade_lazy(rows, cols, lambda r, c: cost[r, c], levels, 3, 0.2)
+    lazy = fast_cascade(rows, cols, lambda r, c: cost[r, c], levels, 3, 0.2)
     assert _pairs(lazy) == [(0, 0), (1, 2), (2, 1)]
     assert _pairs(matching_cascade(cost, levels, 0.2)) == [(0, 0), (1, 2), (2, 1)]
 
@@ -144,8 +151,8 @@ def test_cascade_gives_a_detection_to_the_recent_track_even_at_the_cap():
     cost = np.array([[0.2], [0.0]])
     m = matching_cascade(cost, np.array([1, 4]), 0.2)
     assert m.pairs.tolist() == [[0, 0]] and m.unmatched_tracks.tolist() == [1]
-    lazy = matching_cascade_lazy(np.array([0, 1]), np.array([0, 0]),
-                                 lambda r, c: cost[r, c], np.array([1, 4]), 1, 0.2)
+    lazy = fast_cascade(np.array([0, 1]), np.array([0, 0]),
+                        lambda r, c: cost[r, c], np.array([1, 4]), 1, 0.2)
     assert lazy.pairs.tolist() == [[0, 0]] and lazy.unmatched_tracks.tolist() == [1]
 
 
@@ -162,10 +169,10 @@ def test_cosine_distance_exactly_at_the_cap_through_the_gallery():
     def cost_of(r, c):
         return g.pair_cost(slots[r], c, dets)
 
-    m = matching_cascade_lazy(np.array([0]), np.array([0]), cost_of, np.array([1, 1]), 2, 0.5)
+    m = fast_cascade(np.array([0]), np.array([0]), cost_of, np.array([1, 1]), 2, 0.5)
     assert m.pairs.tolist() == [[0, 0]]
-    m = matching_cascade_lazy(np.array([0]), np.array([0]), cost_of, np.array([1, 1]), 2,
-                              float(np.nextafter(0.5, 0.0)))
+    m = fast_cascade(np.array([0]), np.array([0]), cost_of, np.array([1, 1]), 2,
+                     float(np.nextafter(0.5, 0.0)))
     assert len(m.pairs) == 0
 
 
@@ -309,13 +316,13 @@ def test_gate_with_full_covariances_on_many_pairs(t, n):
 def test_empty_results_have_the_documented_shapes_and_dtypes():
     for m in (solve(np.zeros((0, 3)), 0.2), solve(np.zeros((2, 0)), 0.2),
               matching_cascade(np.full((2, 2), 0.9), np.array([1, 2]), 0.2),
-              solve_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 2, 3, 0.2)):
+              fast_solve(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 2, 3, 0.2)):
         assert m.pairs.shape == (0, 2) and m.pairs.dtype == np.int64
         assert m.unmatched_tracks.dtype == m.unmatched_detections.dtype == np.int64
     for t, n in ((0, 3), (3, 0)):
         rows, cols = gate_pairs(np.zeros((t, 4)), np.ones((t, 4)), np.zeros((n, 4)), 9.0)
         assert rows.dtype == cols.dtype == np.int64 and len(rows) == len(cols) == 0
-    from deeptrack.association.costs import l2_normalize
+    from deeptrack.appearance.pooling import l2_normalize
 
     out = l2_normalize(np.array([[3.0, 4.0]]))  # float64 in, float32 out
     assert out.dtype == np.float32 and out.tolist() == [[0.6000000238418579, 0.800000011920929]]
@@ -348,8 +355,8 @@ def test_cascade_skips_a_level_with_nothing_admissible_and_goes_on():
     m = matching_cascade(cost, levels, 0.2)
     assert m.pairs.tolist() == [[1, 0]] and m.unmatched_tracks.tolist() == [0]
     assert m.unmatched_detections.tolist() == [1]
-    lazy = matching_cascade_lazy(np.array([0, 0, 1]), np.array([0, 1, 0]),
-                                 lambda r, c: cost[r, c], levels, 2, 0.2)
+    lazy = fast_cascade(np.array([0, 0, 1]), np.array([0, 1, 0]),
+                        lambda r, c: cost[r, c], levels, 2, 0.2)
     assert lazy.pairs.tolist() == [[1, 0]] and lazy.unmatched_tracks.tolist() == [0]
 
 
@@ -362,17 +369,21 @@ def test_cascade_stops_only_when_every_detection_is_taken():
     assert m.pairs.tolist() == [[0, 0]] and m.unmatched_tracks.tolist() == [1, 2]
 
 
-def test_l2_normalize_rescales_extreme_rows_and_names_bad_ones():
-    from deeptrack.association.costs import l2_normalize
+def test_l2_normalize_rescales_extreme_rows_and_the_tracker_names_bad_ones():
+    from deeptrack import InputError, Tracker
+    from deeptrack.appearance.pooling import l2_normalize
 
     x = np.array([[3e-30, 4e-30], [3e30, 4e30], [3.0, 4.0]], np.float32)
     np.testing.assert_allclose(l2_normalize(x), [[0.6, 0.8]] * 3, rtol=1e-6)
-    with pytest.raises(ValueError, match=r"^embeddings\[1\] contains NaN or inf$"):
-        l2_normalize(np.array([[1.0, 0.0], [np.nan, 1.0]]))
-    with pytest.raises(ValueError, match=r"^embeddings\[1\] is the zero vector; it has no "):
-        l2_normalize(np.array([[1.0, 0.0], [0.0, 0.0]]))
-    with pytest.raises(ValueError, match=r"^feats\[0\] contains NaN"):
-        l2_normalize(np.array([[np.inf, 0.0]]), "feats")
+    boxes = np.array([[0.0, 0.0, 10.0, 20.0], [30.0, 0.0, 40.0, 20.0]])
+    tracker = Tracker()
+    tracker.update(boxes, np.ones(2), x[:2])  # extreme but valid rows are accepted
+    with pytest.raises(InputError, match=r"^embeddings\[1\] contains NaN or inf$"):
+        tracker.update(boxes, np.ones(2), np.array([[1.0, 0.0], [np.nan, 1.0]]))
+    with pytest.raises(InputError, match=r"^embeddings\[1\] is the zero vector; it has no "):
+        tracker.update(boxes, np.ones(2), np.array([[1.0, 0.0], [0.0, 0.0]]))
+    with pytest.raises(InputError, match=r"^embeddings\[0\] contains NaN"):
+        tracker.update(boxes, np.ones(2), np.array([[np.inf, 0.0], [1.0, 0.0]]))
 
 
 # ------------------------------------------------------------------ assignment, by brute force
@@ -409,7 +420,7 @@ def test_solve_is_the_max_weight_matching_of_admissible_pairs(t, n, data):
                     dtype=np.float64).reshape(t, n)
     best = _best_weight(cost, 0.2)
     rows, cols = np.nonzero(cost < GATED)
-    for m in (solve(cost, 0.2), solve_pairs(rows, cols, cost[rows, cols], t, n, 0.2)):
+    for m in (solve(cost, 0.2), fast_solve(rows, cols, cost[rows, cols], t, n, 0.2)):
         p = m.pairs
         assert len(set(p[:, 0])) == len(p) and len(set(p[:, 1])) == len(p)
         assert (cost[p[:, 0], p[:, 1]] <= 0.2).all()

@@ -187,6 +187,23 @@ def test_same_input_same_output():
         np.testing.assert_array_equal(a.det_index, b.det_index)
 
 
+def test_a_copied_or_pickled_tracker_continues_as_the_original():
+    import copy
+    import pickle
+
+    scene = make_scene(6, 60, seed=3, embedding_dim=16)
+    tr = Tracker()
+    for f in scene.frames[:30]:
+        tr.update(f.boxes, f.scores, f.embeddings)
+    copies = [copy.deepcopy(tr), pickle.loads(pickle.dumps(tr))]
+    for f in scene.frames[30:]:
+        want = tr.update(f.boxes, f.scores, f.embeddings)
+        for other in copies:
+            got = other.update(f.boxes, f.scores, f.embeddings)
+            np.testing.assert_array_equal(got.track_ids, want.track_ids)
+            np.testing.assert_array_equal(got.boxes, want.boxes)
+
+
 def test_filterpy_engine_gives_the_same_tracks():
     scene = make_scene(6, 60, seed=2, embedding_dim=16)
     fast = Tracker(TrackerConfig())

@@ -157,12 +157,15 @@ def l2_normalize(x: NDArray[np.floating]) -> NDArray[np.float32]:
     if x.shape[0] == 0 or x.shape[1] == 0:
         return x.astype(np.float32)
     x = x.astype(np.float32, copy=False) if x.dtype != np.float64 else x
-    with np.errstate(over="ignore", under="ignore"):
-        sq = np.einsum("nd,nd->n", x, x)
-    # Fast path for rows whose sum of squares is a comfortable normal number.
-    unsafe = ~(np.isfinite(sq) & (sq > _SAFE_SQ_MIN))
+    sq = np.einsum("nd,nd->n", x, x)  # einsum raises no overflow warning: inf is handled below
+    # Fast path for rows whose sum of squares is a comfortable normal number (the tracker
+    # normalises every frame's embeddings: bench_association.py's 30-object rows feel it).
+    safe = np.isfinite(sq) & (sq > _SAFE_SQ_MIN)
+    if safe.all():
+        return (x * (1.0 / np.sqrt(sq))[:, None]).astype(np.float32, copy=False)
+    unsafe = ~safe
     scale = np.ones_like(sq)
-    np.divide(1.0, np.sqrt(sq), out=scale, where=~unsafe)
+    np.divide(1.0, np.sqrt(sq), out=scale, where=safe)
     out = x * scale[:, None]
     if unsafe.any():
         rows = x[unsafe]
@@ -191,8 +194,9 @@ def _power(x: NDArray[np.floating], p: float) -> NDArray[np.floating]:
 
 def _channels_last(maps: NDArray[np.floating]) -> NDArray[np.floating]:
     # (N, H, W, C) copy: spatial maxima become elementwise maxima of contiguous
-    # C-vectors, several times faster than reducing the short H x W axes.
-    return np.ascontiguousarray(maps.transpose(0, 2, 3, 1))
+    # C-vectors, several times faster than reducing the short H x W axes. Always a copy
+    # (np.ascontiguousarray would hand back a view of a 1 x 1 map, and GeM works in place).
+    return np.array(maps.transpose(0, 2, 3, 1), order="C")
 
 
 def _mean_hw(maps: NDArray[np.floating]) -> NDArray[np.floating]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from deeptrack._arrays import nonzero_2d
 from deeptrack.association.costs import GATED
 
 #: Gallery size (budget x dim floats) from which the nearest-neighbour cost loops over
@@ -105,24 +104,6 @@ class Gallery:
             mixed /= norm[:, None]
             self._store[slots, 0] = mixed
         self._count[slots] = np.minimum(count + 1, self.budget)
-
-    def cost(
-        self, slots: NDArray[np.int64], features: NDArray[np.float32], admissible: NDArray[np.bool_]
-    ) -> NDArray[np.float64]:
-        """Smallest cosine distance from each detection to each track's memory, as a matrix.
-
-        Args:
-            slots: (T,) the tracks' slots.
-            features: (N, D) detection unit vectors.
-            admissible: (T, N) pairs to compute; the rest get ``GATED``.
-
-        Returns:
-            (T, N) float64 costs (see :meth:`pair_cost`).
-        """
-        cost = np.full(admissible.shape, GATED)
-        rows, cols = nonzero_2d(admissible)
-        cost[rows, cols] = self.pair_cost(slots[rows], cols, features)
-        return cost
 
     def pair_cost(
         self, slots: NDArray[np.int64], cols: NDArray[np.int64], features: NDArray[np.float32]

@@ -8,7 +8,6 @@ appearance memory of StrongSORT (Du et al. 2023) as an option.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from typing import Any, Protocol
@@ -16,70 +15,44 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from deeptrack._arrays import nonzero_2d
-from deeptrack.association.assign import match_pairs
-from deeptrack.association.cascade import cascade_lazy
-from deeptrack.association.costs import iou_cost, l2_normalize
+from deeptrack.appearance.pooling import l2_normalize
+from deeptrack.association.assign import NO_PAIRS, Pairs
+from deeptrack.association.deepsort import DeepSortAssociation
 from deeptrack.association.gallery import Gallery
-from deeptrack.boxes import iou_pairs, xyah_to_xyxy, xyxy_to_xyah
+from deeptrack.association.strategy import Association, DetectionView, TrackView
+from deeptrack.boxes import xyah_to_xyxy, xyxy_to_xyah
 from deeptrack.config import TrackerConfig
 from deeptrack.errors import InputError
-from deeptrack.motion.gating import gate_pairs
 from deeptrack.motion.kalman import BatchedKalman, FilterpyKalman
+from deeptrack.tracking.blas import blas_thread_limit
 from deeptrack.tracking.scores import ScoreHistory
-from deeptrack.tracking.track import INT_COLUMNS, Track, TrackState, TrackTable
+from deeptrack.tracking.track import Track, TrackState, TrackTable
 from deeptrack.types import Detections, TrackOutput, as_2d_float
 
 logger = logging.getLogger(__name__)
 
-_CONFIRMED = int(TrackState.CONFIRMED)
-_TENTATIVE = int(TrackState.TENTATIVE)
-# Positions of the integer columns in TrackTable.ints.
-_STATE, _ID, _HITS, _AGE, _FSU, _SLOT, _DET = (
-    INT_COLUMNS.index(c) for c in
-    ("state", "track_id", "hits", "age", "frames_since_update", "slot", "det_index"))
-assert _FSU == _AGE + 1
-_NO_MATCH = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # shared: read-only
-for _a in _NO_MATCH:
-    _a.flags.writeable = False
 
+def _unit_embeddings(embeddings: ArrayLike, n: int) -> NDArray[np.float32]:
+    """Validate a caller's (n, D) embeddings and scale their rows to unit length.
 
-_BLAS_LIBS: list | None = None
-
-
-class _BlasThreads:
-    """Limit the loaded BLAS libraries to ``threads`` threads inside the block, then restore.
-
-    threadpoolctl's ``limit()`` took ~25 us per call here (it re-reads every
-    library's settings); this keeps the library handles, found once per
-    process, and only reads and sets their thread counts (~3 us).
+    A zero row is refused here, at the input: a vector the caller computed
+    should have a direction (``l2_normalize`` itself keeps zero rows zero,
+    which is right for pooled maps with no activation).
     """
-
-    def __init__(self, threads: int) -> None:
-        global _BLAS_LIBS
-        if _BLAS_LIBS is None:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS_LIBS = [c for c in ThreadpoolController().lib_controllers
-                          if c.user_api == "blas"]
-        self.threads = threads
-        self.previous: list[int] = []
-
-    def __enter__(self) -> None:
-        self.previous = [lib.get_num_threads() for lib in _BLAS_LIBS]
-        for lib, n in zip(_BLAS_LIBS, self.previous):
-            if n is not None and n != self.threads:  # None: the library cannot say
-                lib.set_num_threads(self.threads)
-
-    def __exit__(self, *exc: object) -> None:
-        for lib, n in zip(_BLAS_LIBS, self.previous):
-            if n is not None and n != self.threads:
-                lib.set_num_threads(n)
-
-
-def _blas_threads(threads: int | None) -> contextlib.AbstractContextManager:
-    """Limit BLAS to ``threads`` threads inside the block (None: leave it alone)."""
-    return contextlib.nullcontext() if threads is None else _BlasThreads(threads)
+    # NaN/inf is checked here rather than by as_2d_float: a NaN or inf makes the row's sum
+    # of squares non-finite, and the sum of squares is needed anyway.
+    x = as_2d_float(embeddings, "embeddings", n, check_finite=False)
+    sq = np.einsum("nd,nd->n", x, x)  # no overflow warning from einsum; inf is caught below
+    if not ((sq > 0).all() and np.isfinite(sq).all()):
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise InputError(f"embeddings[{int(np.flatnonzero(bad)[0])}] contains NaN or inf")
+        zero = ~x.any(axis=1)
+        if zero.any():
+            raise InputError(f"embeddings[{int(np.flatnonzero(zero)[0])}] is the zero vector; "
+                             f"it has no direction to compare")
+        # Otherwise the sum of squares only under- or overflowed; l2_normalize rescales.
+    return l2_normalize(x)
 
 
 class Embedder(Protocol):
@@ -125,6 +98,10 @@ class Tracker:
         engine = FilterpyKalman if self.config.kalman == "filterpy" else BatchedKalman
         self._kf = engine(self.config.std_weight_position, self.config.std_weight_velocity)
         self.embedder = embedder
+        self._association: Association = DeepSortAssociation(
+            self.config.max_cosine_distance, self.config.max_iou_distance,
+            self.config.gating_threshold)
+        self._blas = blas_thread_limit(self.config.blas_threads)
         self.reset(frame_rate)
 
     # ------------------------------------------------------------------ state
@@ -217,7 +194,7 @@ class Tracker:
                 changed within the sequence, appearance given on some frames
                 but not others). The tracker's state is then exactly as it was.
         """
-        with _blas_threads(self.config.blas_threads):
+        with self._blas:
             dets, features = self._prepare(
                 boxes, scores, embeddings, roi_features, image, embedder
             )
@@ -233,10 +210,7 @@ class Tracker:
         n = len(dets)
         features = None
         if embeddings is not None:
-            # Checked here rather than by Detections: the normalisation reads every value
-            # anyway, and a NaN or inf makes the row's sum of squares non-finite.
-            vectors = as_2d_float(embeddings, "embeddings", n, check_finite=False)
-            features = self._normalize(vectors, "embeddings")
+            features = _unit_embeddings(embeddings, n)
         elif dets.roi_features is not None:
             features = self._pool(dets.roi_features)
         elif image is not None:
@@ -267,12 +241,6 @@ class Tracker:
                 f"{self._gallery.dim} before; call reset() to start a new sequence"
             )
         return dets, features
-
-    def _normalize(self, x: NDArray, name: str) -> NDArray[np.float32]:
-        try:
-            return l2_normalize(x, name)
-        except ValueError as e:
-            raise InputError(str(e)) from None
 
     def _pool(self, maps: NDArray[np.float32]) -> NDArray[np.float32]:
         from deeptrack.appearance.pooling import RandomProjection, pool
@@ -306,70 +274,89 @@ class Tracker:
     # ------------------------------------------------------------------ step
 
     def _step(self, dets: Detections, features: NDArray[np.float32] | None) -> TrackOutput:
-        t = self._tracks
+        """Advance the tracks by one frame of validated input (DeepSORT's update loop)."""
         self._frame += 1
         if len(dets) and self._uses_appearance is None:
             self._uses_appearance = features is not None
         dets, features, index = self._filter_scores(dets, features)
-        n = len(dets)
-
-        ints = t.ints
-        if len(t):
-            t.mean, t.cov = self._kf.predict(t.mean, t.cov)
-            ints[:, _AGE:_FSU + 1] += 1  # age and frames_since_update
-            ints[:, _DET] = -1
-
-        det_xyah = xyxy_to_xyah(dets.boxes)
-        ti, di = self._associate(dets, det_xyah, features)
-
-        # Update matched tracks.
-        if len(ti):
-            mean, cov = self._kf.update(t.mean[ti], t.cov[ti], det_xyah[di])
-            t.set_rows(ti, mean, cov, dets.scores[di])
-            ints[ti, _HITS] += 1
-            ints[ti, _FSU] = 0
-            ints[ti, _DET] = di if index is None else index[di]
-            if features is not None:
-                self._gallery.add(ints[ti, _SLOT], features[di])
-            # Confirmation happens on a matched frame (never at birth), as in DeepSORT;
-            # ids are handed out now, in creation (row) order.
-            rows = np.sort(ti[(ints[ti, _STATE] == _TENTATIVE) & (ints[ti, _HITS] >= self.n_init)])
-            if len(rows):
-                ints[rows, _STATE] = _CONFIRMED
-                ints[rows, _ID] = np.arange(self._next_id, self._next_id + len(rows))
-                self._next_id += len(rows)
-
-        # Lifecycle of the unmatched: a tentative track dies at its first miss (a matched
-        # track has frames_since_update 0, so neither test can delete it).
-        state, fsu = ints[:, _STATE], ints[:, _FSU]
-        delete = (fsu > 0) & ((state == _TENTATIVE) | (fsu > self.max_age))
-
-        # New tentative tracks from unmatched detections.
-        if len(ti) < n:
-            new = np.ones(n, bool)
-            new[di] = False
-            nd = np.flatnonzero(new)
-            k = len(nd)
-            mean, cov = self._kf.initiate(det_xyah[nd])
-            if features is not None:
-                slots = self._gallery.allocate(k, features.shape[1])
-                self._gallery.add(slots, features[nd])
-            else:
-                slots = np.full(k, -1, np.int64)
-            t.append(
-                mean=mean, cov=cov, state=_TENTATIVE, track_id=0, hits=1, age=1,
-                frames_since_update=0, score=dets.scores[nd], slot=slots,
-                det_index=nd if index is None else index[nd],
-            )
-            delete = np.concatenate([delete, np.zeros(k, bool)])
-            ints = t.ints  # append() replaced the array
-
-        if delete.any():
-            freed = ints[delete, _SLOT]
-            self._gallery.release(freed[freed >= 0])
-            t.keep(~delete)
-
+        frame = DetectionView(dets.boxes, xyxy_to_xyah(dets.boxes), dets.scores, features)
+        self._predict()
+        ti, di = self._associate(frame)
+        self._update_matched(ti, di, frame, index)
+        doomed = self._doomed()
+        self._birth(ti, di, frame, index)
+        self._delete(doomed)
         return self._output()
+
+    def _predict(self) -> None:
+        """Kalman predict every track; one more frame of age and of misses for each."""
+        t = self._tracks
+        if len(t):
+            t.set_motion(*self._kf.predict(t.mean, t.cov))
+            t.start_frame()
+
+    def _associate(self, frame: DetectionView) -> Pairs:
+        """Return the matched (track rows, detection indices) chosen by the strategy."""
+        t = self._tracks
+        if len(t) == 0 or len(frame) == 0:
+            return NO_PAIRS
+        tracks = TrackView(
+            confirmed=t.confirmed, frames_since_update=t.frames_since_update,
+            boxes=xyah_to_xyxy(t.mean[:, :4]), slots=t.slot, memory=self._gallery,
+            project=lambda rows: self._kf.project(t.mean[rows], t.cov[rows]),
+            max_age=self.max_age,
+        )
+        return self._association.associate(tracks, frame)
+
+    def _update_matched(self, ti: NDArray[np.int64], di: NDArray[np.int64],
+                        frame: DetectionView, index: NDArray[np.int64] | None) -> None:
+        """Kalman update the matched tracks, store their appearance, confirm the ready ones."""
+        if len(ti) == 0:
+            return
+        t = self._tracks
+        mean, cov = self._kf.update(t.mean[ti], t.cov[ti], frame.xyah[di])
+        t.record_matches(ti, mean, cov, frame.scores[di], di if index is None else index[di])
+        if frame.features is not None:
+            self._gallery.add(t.slot[ti], frame.features[di])
+        # Confirmation happens on a matched frame (never at birth), as in DeepSORT.
+        self._next_id = t.confirm(ti, self.n_init, self._next_id)
+
+    def _doomed(self) -> NDArray[np.bool_]:
+        """Return which tracks die this frame: a missed tentative one, or one missed too long.
+
+        A matched track has frames_since_update 0, so neither rule can delete it.
+        """
+        t = self._tracks
+        fsu = t.frames_since_update
+        return (fsu > 0) & (t.tentative | (fsu > self.max_age))
+
+    def _birth(self, ti: NDArray[np.int64], di: NDArray[np.int64], frame: DetectionView,
+               index: NDArray[np.int64] | None) -> None:
+        """Start a tentative track from every detection left unmatched."""
+        n = len(frame)
+        if len(ti) == n:
+            return
+        new = np.ones(n, bool)
+        new[di] = False
+        nd = np.flatnonzero(new)
+        mean, cov = self._kf.initiate(frame.xyah[nd])
+        if frame.features is not None:
+            slots = self._gallery.allocate(len(nd), frame.features.shape[1])
+            self._gallery.add(slots, frame.features[nd])
+        else:
+            slots = np.full(len(nd), -1, np.int64)
+        self._tracks.append(mean, cov, frame.scores[nd], slots,
+                            nd if index is None else index[nd])
+
+    def _delete(self, doomed: NDArray[np.bool_]) -> None:
+        """Drop the ``doomed`` rows (tracks born this frame, past its end, survive)."""
+        if not doomed.any():
+            return
+        t = self._tracks
+        doomed = np.concatenate([doomed, np.zeros(len(t) - len(doomed), bool)])
+        freed = t.slot[doomed]
+        self._gallery.release(freed[freed >= 0])
+        t.keep(~doomed)
 
     def _filter_scores(self, dets: Detections, features: NDArray | None):
         """Drop the detections ranking below ``min_score_quantile``; return their input rows.
@@ -388,73 +375,15 @@ class Tracker:
         kept = Detections(dets.boxes[index], dets.scores[index])
         return kept, None if features is None else features[index], index
 
-    def _associate(self, dets: Detections, det_xyah: NDArray, features: NDArray | None):
-        """Return the matched (track rows, detection indices) of this frame.
-
-        Every stage works on the sparse list of admissible (track, detection)
-        pairs, not on (T, N) matrices: the gate admits a few detections per
-        track, and costs and assignments are computed for those only (the
-        result is the dense formulation's; tests compare the two).
-        """
-        cfg = self.config
-        t = self._tracks
-        n = len(dets)
-        if len(t) == 0 or n == 0:
-            return _NO_MATCH
-
-        ints = t.ints
-        state, fsu = ints[:, _STATE], ints[:, _FSU]
-        pred_boxes = xyah_to_xyxy(t.mean[:, :4])
-        # A track missed more than max_age times is deleted this frame whatever happens:
-        # DeepSORT's cascade stops at max_age, so it cannot be matched either.
-        confirmed = np.flatnonzero((state == _CONFIRMED) & (fsu <= self.max_age))
-
-        # Stage 1: matching cascade over confirmed tracks, motion-gated.
-        ti, di = _NO_MATCH
-        if len(confirmed):
-            proj_mean, proj_cov = self._kf.project(t.mean[confirmed], t.cov[confirmed])
-            rows, cols = gate_pairs(proj_mean, proj_cov, det_xyah, cfg.gating_threshold)
-            if features is not None:
-                slots = ints[confirmed, _SLOT]
-
-                def cost_of(r, c):
-                    return self._gallery.pair_cost(slots[r], c, features)
-
-                max_cost = cfg.max_cosine_distance
-            else:  # motion only: IoU takes the place of appearance in the cascade
-                boxes = pred_boxes[confirmed]
-
-                def cost_of(r, c):
-                    return 1.0 - iou_pairs(boxes[r], dets.boxes[c])
-
-                max_cost = cfg.max_iou_distance
-            r, di = cascade_lazy(rows, cols, cost_of, fsu[confirmed], n, max_cost)
-            ti = confirmed[r]
-
-        # Stage 2: IoU between the leftover detections and the unmatched tracks seen on
-        # the previous frame: tentative ones (which are always) and confirmed ones.
-        candidate = fsu == 1
-        candidate[ti] = False
-        left = np.ones(n, bool)
-        left[di] = False
-        if candidate.any() and left.any():
-            cand, rest = np.flatnonzero(candidate), np.flatnonzero(left)
-            iou = iou_cost(pred_boxes[cand], dets.boxes[rest])
-            r, c = nonzero_2d(iou <= cfg.max_iou_distance)
-            r, c = match_pairs(r, c, iou[r, c], len(cand), len(rest), cfg.max_iou_distance)
-            ti, di = np.concatenate([ti, cand[r]]), np.concatenate([di, rest[c]])
-        return ti, di
-
     def _output(self) -> TrackOutput:
+        """The confirmed tracks matched this frame or missed at most ``output_max_gap`` frames."""
         t = self._tracks
-        show = (t.state == _CONFIRMED) & (t.frames_since_update <= self.config.output_max_gap)
+        show = t.confirmed & (t.frames_since_update <= self.config.output_max_gap)
         rows = np.flatnonzero(show)
         if len(rows) == 0:
             return TrackOutput.empty()
         # Rows are in creation order, and every track is confirmed exactly n_init frames
         # after its creation (a tentative track dies at its first miss), ids being given
         # in row order: confirmed rows are already sorted by id (a test checks this).
-        ints = t.ints[rows]
-        return TrackOutput(
-            ints[:, _ID], xyah_to_xyxy(t.mean[rows, :4]), t.score[rows], ints[:, _DET],
-        )
+        return TrackOutput(t.track_id[rows], xyah_to_xyxy(t.mean[rows, :4]), t.score[rows],
+                           t.det_index[rows])
