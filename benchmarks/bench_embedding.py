@@ -6,7 +6,7 @@ For each backbone, at 960x540 with 30 boxes per frame:
   one RoIAlign over the 30 boxes (the deeptrack path);
 * ``crop``: ``RoIEmbedder.crop_features`` - crop every box, resize it to
   256x128, one pass of the same network over the 30 crops (classic DeepSORT);
-* pooling: ``pool()`` per mode on the 30 RoI maps, timed apart from the
+* pooling: an ``EmbeddingHead`` per mode on the 30 RoI maps, timed apart from the
   backbone since a cache makes it the only per-mode cost;
 * for Faster R-CNN: ``detect()``, detection plus features in one pass.
 
@@ -45,8 +45,9 @@ import torchvision
 from PIL import Image
 
 from deeptrack.appearance.embedder import FasterRCNNDetector, RoIEmbedder
-from deeptrack.appearance.pooling import PoolingMode, out_dim, pool
-from deeptrack.config import AppearanceConfig
+from deeptrack.appearance.head import EmbeddingHead
+from deeptrack.config import AppearanceConfig, HeadConfig
+from deeptrack.types import PoolingMode
 
 DEFAULT_BACKBONES = (
     "mobilenet_v2,mobilenet_v2:stride16,resnet50,resnet50_c4,resnet101,resnet101_c4,"
@@ -141,14 +142,15 @@ def summary(times, n_boxes):
 
 
 def time_pooling(maps: np.ndarray, repeats: int) -> dict[str, float]:
-    """Median ms per pool() call over ``repeats`` calls (robust to other load on the machine)."""
+    """Median ms per head call over ``repeats`` calls (robust to other load on the machine)."""
     out = {}
     for mode in PoolingMode:
-        pool(maps, mode)
+        head = EmbeddingHead(HeadConfig(pooling=mode))
+        head(maps)
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            pool(maps, mode)
+            head(maps)
             times.append(time.perf_counter() - t)
         out[mode.value] = 1000 * statistics.median(times)
     return out
@@ -187,7 +189,8 @@ def bench_backbone(spec: str, device: str, frames, boxes) -> tuple[dict, np.ndar
         # paired per frame, so drifting machine load cancels out
         row["speedup_roi_vs_crop"] = statistics.median(
             c / r for c, r in zip(times["crop"], times["roi"], strict=False))
-    row["pool_dims"] = {m.value: out_dim(m, *maps.shape[1:]) for m in PoolingMode}
+    row["pool_dims"] = {m.value: EmbeddingHead(HeadConfig(pooling=m)).out_dim(*maps.shape[1:])
+                        for m in PoolingMode}
     return row, maps
 
 

@@ -6,7 +6,7 @@ detections and the same cached RoI feature maps:
 - motion only (no appearance);
 - every pooling mode (avg, max, avgmax, GeM p = 1.5 / 3 / 6, flatten,
   maxpool_flatten k = 2, pyramid) and flatten reduced by a seeded random
-  projection (``TrackerConfig.reduce_dim``) or by PCA fitted on the
+  projection (``HeadConfig.reduce_dim``) or by PCA fitted on the
   sequence's own flattened maps;
 - deep-sort-realtime (when installed) fed the same detections and the same
   avg-pooled embeddings;

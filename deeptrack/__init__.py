@@ -8,7 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from deeptrack.config import TrackerConfig
+from deeptrack.appearance.head import EmbeddingHead
+from deeptrack.config import HeadConfig, TrackerConfig
 from deeptrack.errors import ConfigError, DataFormatError, DeepTrackError, InputError
 from deeptrack.tracking.tracker import Tracker
 from deeptrack.types import Detections, TrackOutput
@@ -18,6 +19,8 @@ __all__ = [
     "DataFormatError",
     "DeepTrackError",
     "Detections",
+    "EmbeddingHead",
+    "HeadConfig",
     "InputError",
     "TrackOutput",
     "Tracker",

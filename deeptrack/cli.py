@@ -116,11 +116,11 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
         appearance = dataclasses.replace(appearance, cache_dir=None)
     elif appearance.cache_dir is None:
         appearance = dataclasses.replace(appearance, cache_dir=str(default_cache_dir()))
-    tracker, use_appearance = cfg.tracker, cfg.use_appearance and not args.no_appearance
+    head, use_appearance = cfg.head, cfg.use_appearance and not args.no_appearance
     if args.pooling == MOTION_ONLY:
         use_appearance = False
     elif args.pooling is not None:
-        tracker = with_overrides(tracker, **_parse_mode(args.pooling))
+        head = with_overrides(head, **_parse_mode(args.pooling))
     if use_appearance and appearance.cache_dir is not None and appearance.cache_max_bytes is None:
         from deeptrack.appearance.cache import default_max_bytes
 
@@ -133,7 +133,8 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
             f"name, set appearance.weights in the config, or --weights {RANDOM_WEIGHTS} "
             "(tests only)"
         )
-    return RunConfig(tracker=tracker, appearance=appearance, use_appearance=use_appearance,
+    return RunConfig(tracker=cfg.tracker, head=head, appearance=appearance,
+                     use_appearance=use_appearance,
                      det_file=args.det_file or cfg.det_file,
                      min_confidence=(args.min_confidence if args.min_confidence is not None
                                      else cfg.min_confidence))
@@ -290,7 +291,7 @@ def _mode_config(cfg: RunConfig, mode: str) -> RunConfig:
     """The run of one ``compare`` mode: motion only, or ``cfg`` pooled the mode's way."""
     if mode == MOTION_ONLY:
         return dataclasses.replace(cfg, use_appearance=False)
-    return dataclasses.replace(cfg, tracker=with_overrides(cfg.tracker, **_parse_mode(mode)),
+    return dataclasses.replace(cfg, head=with_overrides(cfg.head, **_parse_mode(mode)),
                                use_appearance=True)
 
 

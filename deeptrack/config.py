@@ -17,10 +17,30 @@ from pathlib import Path
 from typing import Any
 
 from deeptrack.errors import ConfigError
-from deeptrack.types import PoolingMode, ResizeMode
+from deeptrack.types import (
+    AppearanceMemory,
+    AssociationMode,
+    KalmanEngine,
+    PoolingMode,
+    ResizeMode,
+)
 
 #: chi-square 0.95 quantile with 4 degrees of freedom (DeepSORT's gate on xyah).
 CHI2_95_4DOF = 9.4877
+
+
+def _enum(config: Any, key: str, kind: type[enum.Enum]) -> None:
+    """Turn the string at ``config.key`` into its ``kind`` member (strings are the YAML/CLI edge)."""
+    value = getattr(config, key)
+    if isinstance(value, kind):
+        return
+    try:
+        member = kind(str(value).lower())
+    except ValueError:
+        valid = ", ".join(m.value for m in kind)
+        raise ConfigError(f"config key {key!r} = {value!r} is not valid; expected one of: "
+                          f"{valid}") from None
+    object.__setattr__(config, key, member)
 
 
 def _check(cond: bool, key: str, value: Any, expected: str) -> None:
@@ -55,14 +75,16 @@ class TrackerConfig:
         n_init: hits that confirm a tentative track (confirmation happens on
             a matched frame, never at birth, as in DeepSORT).
         nn_budget: gallery size per track (most recent embeddings kept).
-        appearance_memory: ``"gallery"`` (nearest neighbour over the last
-            ``nn_budget`` embeddings, DeepSORT) or ``"ema"`` (one exponential
+        appearance_memory: ``gallery`` (nearest neighbour over the last
+            ``nn_budget`` embeddings, DeepSORT) or ``ema`` (one exponential
             moving average per track, StrongSORT).
         ema_alpha: EMA momentum: ``new = alpha * old + (1 - alpha) * current``.
         gating_threshold: squared Mahalanobis gate (chi-square 0.95, 4 dof).
-        kalman: ``"batched"`` (vectorised over tracks, the fast path) or
-            ``"filterpy"`` (filterpy's KalmanFilter track by track; the
+        kalman: ``batched`` (vectorised over tracks, the fast path) or
+            ``filterpy`` (filterpy's KalmanFilter track by track; the
             reference the batched engine is tested against).
+        association: the association strategy (``deepsort``: matching
+            cascade, then IoU).
         std_weight_position: position noise as a fraction of the box height.
         std_weight_velocity: velocity noise as a fraction of the box height.
         reference_fps: null keeps ``max_age`` in frames at every frame rate;
@@ -83,12 +105,9 @@ class TrackerConfig:
             null leaves the process setting alone. The per-frame products are
             small, so thread hand-offs cost more than they save: on 2 shared
             cores one thread made update() 2-6x faster (bench_association.py).
-        pooling: how RoI feature maps passed to ``update`` become vectors.
-        gem_p: GeM exponent (``pooling: gem``).
-        maxpool_kernel: kernel and stride of ``maxpool_flatten``.
-        reduce_dim: optional output dimension of a seeded random projection
-            applied after pooling (flatten modes); ``None`` keeps all dims.
-        reduce_seed: seed of that projection.
+
+    How RoI feature maps become vectors is not the tracker's setting: see
+    :class:`HeadConfig` and :class:`deeptrack.appearance.EmbeddingHead`.
     """
 
     max_cosine_distance: float = 0.2
@@ -96,10 +115,11 @@ class TrackerConfig:
     max_age: int = 30
     n_init: int = 3
     nn_budget: int = 100
-    appearance_memory: str = "gallery"
+    appearance_memory: AppearanceMemory = AppearanceMemory.GALLERY
     ema_alpha: float = 0.9
     gating_threshold: float = CHI2_95_4DOF
-    kalman: str = "batched"
+    kalman: KalmanEngine = KalmanEngine.BATCHED
+    association: AssociationMode = AssociationMode.DEEPSORT
     std_weight_position: float = 1.0 / 20
     std_weight_velocity: float = 1.0 / 160
     reference_fps: float | None = None
@@ -107,11 +127,6 @@ class TrackerConfig:
     min_score_quantile: float = 0.0
     score_history: int = 10_000
     blas_threads: int | None = 1
-    pooling: PoolingMode = PoolingMode.AVG
-    gem_p: float = 3.0
-    maxpool_kernel: int = 2
-    reduce_dim: int | None = None
-    reduce_seed: int = 0
 
     def __post_init__(self) -> None:
         _check(0.0 < self.max_cosine_distance <= 2.0, "max_cosine_distance",
@@ -124,12 +139,11 @@ class TrackerConfig:
         _check(1 <= self.n_init <= 1000, "n_init", self.n_init, "an integer in [1, 1000]")
         _check(1 <= self.nn_budget <= 10_000, "nn_budget", self.nn_budget,
                "an integer in [1, 10000]")
-        _check(self.appearance_memory in ("gallery", "ema"), "appearance_memory",
-               self.appearance_memory, "'gallery' or 'ema'")
+        _enum(self, "appearance_memory", AppearanceMemory)
         _check(0.0 <= self.ema_alpha < 1.0, "ema_alpha", self.ema_alpha, "0 <= value < 1")
         _check(self.gating_threshold > 0, "gating_threshold", self.gating_threshold, "> 0")
-        _check(self.kalman in ("batched", "filterpy"), "kalman", self.kalman,
-               "'batched' or 'filterpy'")
+        _enum(self, "kalman", KalmanEngine)
+        _enum(self, "association", AssociationMode)
         _check(self.std_weight_position > 0, "std_weight_position",
                self.std_weight_position, "> 0")
         _check(self.std_weight_velocity > 0, "std_weight_velocity",
@@ -144,6 +158,35 @@ class TrackerConfig:
                "an integer in [1, 10000000]")
         _check(self.blas_threads is None or self.blas_threads >= 1, "blas_threads",
                self.blas_threads, "null or an integer >= 1")
+
+    def max_age_frames(self, frame_rate: float) -> int:
+        """Return ``max_age`` in frames at ``frame_rate`` (scaled only if ``reference_fps``)."""
+        if self.reference_fps is None:
+            return self.max_age
+        return max(1, round(self.max_age * frame_rate / self.reference_fps))
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Settings of :class:`deeptrack.appearance.EmbeddingHead`: RoI maps -> vectors.
+
+    Attributes:
+        pooling: how a (C, H, W) map becomes one vector (see
+            :mod:`deeptrack.appearance.pooling`).
+        gem_p: GeM exponent (``pooling: gem``).
+        maxpool_kernel: kernel and stride of ``maxpool_flatten``.
+        reduce_dim: optional output dimension of a seeded random projection
+            applied after pooling (flatten modes); null keeps all dims.
+        reduce_seed: seed of that projection.
+    """
+
+    pooling: PoolingMode = PoolingMode.AVG
+    gem_p: float = 3.0
+    maxpool_kernel: int = 2
+    reduce_dim: int | None = None
+    reduce_seed: int = 0
+
+    def __post_init__(self) -> None:
         try:
             object.__setattr__(self, "pooling", PoolingMode.parse(self.pooling))
         except ValueError as e:
@@ -152,12 +195,7 @@ class TrackerConfig:
         _check(self.maxpool_kernel >= 1, "maxpool_kernel", self.maxpool_kernel, "an integer >= 1")
         _check(self.reduce_dim is None or 1 <= self.reduce_dim <= 1_000_000, "reduce_dim",
                self.reduce_dim, "null or an integer in [1, 1000000]")
-
-    def max_age_frames(self, frame_rate: float) -> int:
-        """Return ``max_age`` in frames at ``frame_rate`` (scaled only if ``reference_fps``)."""
-        if self.reference_fps is None:
-            return self.max_age
-        return max(1, round(self.max_age * frame_rate / self.reference_fps))
+        _check(self.reduce_seed >= 0, "reduce_seed", self.reduce_seed, "an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -319,11 +357,13 @@ class RunConfig:
     """A whole run: tracker settings, appearance extraction and detection filtering.
 
     This is the shape of the YAML files in ``configs/``: top-level sections
-    ``tracker`` and ``appearance`` with field names as keys, plus the
-    detection keys below.
+    ``tracker``, ``head`` and ``appearance`` with field names as keys, plus
+    the detection keys below.
 
     Attributes:
         tracker: the :class:`TrackerConfig`.
+        head: the :class:`HeadConfig` (RoI maps -> vectors); ignored when
+            ``use_appearance`` is false.
         appearance: the :class:`AppearanceConfig`; ignored when
             ``use_appearance`` is false.
         use_appearance: false gives the motion-only (SORT-like) tracker.
@@ -332,6 +372,7 @@ class RunConfig:
     """
 
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     use_appearance: bool = True
     det_file: str = "det.txt"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deeptrack.appearance.head import EmbeddingHead
 from deeptrack.config import AppearanceConfig, RunConfig, TrackerConfig
 from deeptrack.io.mot import GroundTruth, TrackResults
 from deeptrack.io.sequence import Sequence
@@ -115,7 +116,7 @@ def run_sequence(
         features = sequence_features(seq, config.appearance, embedder=embedder,
                                      progress=feature_progress)
     return track_sequence(seq, config.tracker, features, embeddings=embeddings,
-                          progress=progress)
+                          head=EmbeddingHead(config.head), progress=progress)
 
 
 def track_sequence(
@@ -124,14 +125,16 @@ def track_sequence(
     features=None,
     *,
     embeddings: list[np.ndarray] | None = None,
+    head: EmbeddingHead | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> TrackRun:
     """Track one sequence's detections.
 
     Args:
         seq: the sequence (with detections).
-        config: tracker settings; ``config.pooling`` pools ``features``.
-        features: per-frame RoI maps (``SequenceFeatures`` or a list), or None.
+        config: tracker settings.
+        features: per-frame RoI maps (``SequenceFeatures`` or a list), or None;
+            ``head`` makes them vectors (default: an average-pooling head).
         embeddings: per-frame (N, D) vectors instead of maps, or None.
         progress: called with 1 after each frame.
 
@@ -149,7 +152,9 @@ def track_sequence(
             else:
                 yield int(frame), (dets.boxes, dets.scores), {}
 
-    return _run(Tracker(config, frame_rate=seq.frame_rate), frames(), progress)
+    if features is not None and head is None:
+        head = EmbeddingHead()
+    return _run(Tracker(config, frame_rate=seq.frame_rate, head=head), frames(), progress)
 
 
 def _run(tracker: Tracker, frames, progress: Callable[[int], None] | None = None) -> TrackRun:

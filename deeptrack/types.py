@@ -39,6 +39,33 @@ class PoolingMode(str, Enum):
             raise ValueError(f"unknown pooling mode {value!r}; expected one of: {valid}") from None
 
 
+class AppearanceMemory(str, Enum):
+    """What a track remembers of its appearance.
+
+    ``gallery``: its last ``nn_budget`` embeddings, nearest neighbour (DeepSORT);
+    ``ema``: one exponential moving average (StrongSORT).
+    """
+
+    GALLERY = "gallery"
+    EMA = "ema"
+
+
+class KalmanEngine(str, Enum):
+    """Which Kalman implementation runs: ``batched`` over tracks, or ``filterpy`` per track."""
+
+    BATCHED = "batched"
+    FILTERPY = "filterpy"
+
+
+class AssociationMode(str, Enum):
+    """Which association strategy the tracker runs.
+
+    ``deepsort``: the matching cascade on appearance, then IoU (Wojke et al. 2017).
+    """
+
+    DEEPSORT = "deepsort"
+
+
 class ResizeMode(str, Enum):
     """How a frame is resampled by ``AppearanceConfig.image_scale`` before the backbone.
 

@@ -99,7 +99,7 @@ def test_track_with_appearance_from_images(capsys, split, tmp_path):
                        "--image-scale", "1.0")
     assert code == 0, err
     assert (out / "SEQ-01.txt").read_text().strip()
-    assert json.loads((out / "config.json").read_text())["tracker"]["gem_p"] == 4.0
+    assert json.loads((out / "config.json").read_text())["head"]["gem_p"] == 4.0
 
 
 def test_compare_modes_share_one_feature_pass(capsys, split, tmp_path):

@@ -6,6 +6,7 @@ import pytest
 
 from deeptrack.config import (
     AppearanceConfig,
+    HeadConfig,
     RunConfig,
     TrackerConfig,
     from_dict,
@@ -13,7 +14,7 @@ from deeptrack.config import (
     to_dict,
 )
 from deeptrack.errors import ConfigError
-from deeptrack.types import PoolingMode
+from deeptrack.types import AppearanceMemory, AssociationMode, KalmanEngine, PoolingMode
 
 
 def test_defaults_are_the_papers():
@@ -21,7 +22,20 @@ def test_defaults_are_the_papers():
     assert (c.max_cosine_distance, c.max_iou_distance, c.max_age, c.n_init, c.nn_budget) == (
         0.2, 0.7, 30, 3, 100)
     assert c.gating_threshold == pytest.approx(9.4877)
-    assert c.pooling is PoolingMode.AVG
+    assert c.appearance_memory is AppearanceMemory.GALLERY
+    assert c.kalman is KalmanEngine.BATCHED and c.association is AssociationMode.DEEPSORT
+    assert HeadConfig().pooling is PoolingMode.AVG and RunConfig().head == HeadConfig()
+
+
+def test_modes_are_enums_inside_and_strings_at_the_edge():
+    c = TrackerConfig(appearance_memory="EMA", kalman="filterpy")
+    assert c.appearance_memory is AppearanceMemory.EMA and c.kalman is KalmanEngine.FILTERPY
+    assert to_dict(c)["appearance_memory"] == "ema" and to_dict(c)["kalman"] == "filterpy"
+    with pytest.raises(ConfigError, match=r"'kalman' = 'ukf' is not valid; expected one of: "
+                                          r"batched, filterpy"):
+        TrackerConfig(kalman="ukf")
+    with pytest.raises(ConfigError, match="unknown config key.*tracker.pooling"):
+        from_dict(RunConfig, {"tracker": {"pooling": "avg"}})  # pooling is the head's
 
 
 @pytest.mark.parametrize("data, key", [
@@ -31,7 +45,11 @@ def test_defaults_are_the_papers():
     ({"tracker": {"max_cosine_distance": -0.1}}, "tracker.max_cosine_distance"),
     ({"tracker": {"max_iou_distance": 1.5}}, "tracker.max_iou_distance"),
     ({"tracker": {"n_init": 2.5}}, "tracker.n_init"),
-    ({"tracker": {"pooling": "median"}}, "tracker.pooling"),
+    ({"head": {"pooling": "median"}}, "head.pooling"),
+    ({"head": {"gem_p": 0}}, "head.gem_p"),
+    ({"head": {"reduce_dim": 0}}, "head.reduce_dim"),
+    ({"tracker": {"kalman": "ukf"}}, "tracker.kalman"),
+    ({"tracker": {"association": "bytetrack"}}, "tracker.association"),
     ({"tracker": {"appearance_memory": "lstm"}}, "tracker.appearance_memory"),
     ({"tracker": {"output_max_gap": "yes"}}, "tracker.output_max_gap"),
     ({"appearance": {"roi_size": 0}}, "appearance.roi_size"),
@@ -44,11 +62,13 @@ def test_bad_keys_and_values_name_the_key(data, key):
 
 
 def test_round_trip_and_enum_at_the_edge():
-    c = from_dict(RunConfig, {"tracker": {"pooling": "GeM", "gem_p": 6, "max_age": 10},
+    c = from_dict(RunConfig, {"tracker": {"max_age": 10, "appearance_memory": "ema"},
+                              "head": {"pooling": "GeM", "gem_p": 6},
                               "appearance": {"backbone": "resnet50_c4"}})
-    assert c.tracker.pooling is PoolingMode.GEM and c.tracker.gem_p == 6.0
+    assert c.head.pooling is PoolingMode.GEM and c.head.gem_p == 6.0
+    assert c.tracker.appearance_memory is AppearanceMemory.EMA
     d = to_dict(c)
-    assert d["tracker"]["pooling"] == "gem"
+    assert d["head"]["pooling"] == "gem" and d["tracker"]["appearance_memory"] == "ema"
     assert from_dict(RunConfig, d) == c
 
 

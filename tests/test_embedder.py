@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from deeptrack.appearance import FasterRCNNDetector, RoIEmbedder
+from deeptrack.appearance import EmbeddingHead, FasterRCNNDetector, RoIEmbedder
 from deeptrack.appearance.pooling import out_dim, pool
-from deeptrack.config import AppearanceConfig
+from deeptrack.config import AppearanceConfig, HeadConfig
 from deeptrack.errors import ConfigError, InputError
 from deeptrack.types import Detections
 
@@ -51,13 +51,15 @@ def test_batch_equals_one_by_one(embedder):
         np.testing.assert_allclose(got, embedder.roi_features(f, b), rtol=1e-4, atol=1e-5)
 
 
-def test_embed_is_roi_features_then_pool(embedder):
+def test_embed_is_roi_features_then_the_head(embedder):
     for mode in ("avg", "gem", "maxpool_flatten"):
-        e = embedder.embed(FRAMES[0], BOXES[0], mode, p=4.0) if mode == "gem" else \
-            embedder.embed(FRAMES[0], BOXES[0], mode)
+        e = embedder.embed(FRAMES[0], BOXES[0], EmbeddingHead(HeadConfig(pooling=mode)))
         assert e.shape == (2, out_dim(mode, 96, 7, 7))
-    np.testing.assert_allclose(embedder.embed(FRAMES[0], BOXES[0], "gem", p=4.0),
-                               pool(embedder.roi_features(FRAMES[0], BOXES[0]), "gem", p=4.0))
+    np.testing.assert_allclose(
+        embedder.embed(FRAMES[0], BOXES[0], EmbeddingHead(HeadConfig(pooling="gem", gem_p=4.0))),
+        pool(embedder.roi_features(FRAMES[0], BOXES[0]), "gem", p=4.0))
+    np.testing.assert_array_equal(embedder.embed(FRAMES[0], BOXES[0]),  # default: average
+                                  pool(embedder.roi_features(FRAMES[0], BOXES[0]), "avg"))
 
 
 def test_boxes_outside_the_frame_are_allowed(embedder):

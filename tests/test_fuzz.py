@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from deeptrack import Tracker, TrackerConfig
+from deeptrack import EmbeddingHead, Tracker, TrackerConfig
 from deeptrack.boxes import MAX_COORD, MIN_SIZE, box_ok
 from deeptrack.config import RunConfig, from_dict
 from deeptrack.errors import ConfigError, DataFormatError, DeepTrackError, InputError
@@ -97,7 +97,7 @@ def _snapshot(tracker: Tracker):
 @FAST
 @given(frames=st.lists(frame_input(), min_size=1, max_size=8))
 def test_update_raises_only_input_error_and_a_rejected_call_changes_nothing(memory, frames):
-    tracker = Tracker(TrackerConfig(n_init=1, appearance_memory=memory))
+    tracker = Tracker(TrackerConfig(n_init=1, appearance_memory=memory), head=EmbeddingHead())
     for boxes, scores, kwargs in frames:
         before = _snapshot(tracker)
         try:
@@ -223,20 +223,24 @@ CONFIG_VALUES = st.one_of(
     st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(),
                                                           max_size=2),
 )
-KEYS = ["min_confidence", "det_file", "use_appearance", "tracker", "appearance", "other"]
+KEYS = ["min_confidence", "det_file", "use_appearance", "tracker", "head", "appearance", "other"]
 TRACKER_KEYS = ["max_cosine_distance", "max_age", "n_init", "nn_budget", "gating_threshold",
-                "ema_alpha", "gem_p", "reduce_dim", "pooling", "blas_threads", "zzz"]
+                "ema_alpha", "kalman", "appearance_memory", "blas_threads", "zzz"]
+HEAD_KEYS = ["pooling", "gem_p", "maxpool_kernel", "reduce_dim", "reduce_seed", "zzz"]
 APPEARANCE_KEYS = ["image_scale", "roi_size", "batch_size", "cache_max_bytes", "backbone"]
 
 
 @FAST
 @given(top=st.dictionaries(st.sampled_from(KEYS), CONFIG_VALUES, max_size=3),
        tracker=st.dictionaries(st.sampled_from(TRACKER_KEYS), CONFIG_VALUES, max_size=3),
+       head=st.dictionaries(st.sampled_from(HEAD_KEYS), CONFIG_VALUES, max_size=2),
        appearance=st.dictionaries(st.sampled_from(APPEARANCE_KEYS), CONFIG_VALUES, max_size=2))
-def test_configs_raise_only_config_errors(top, tracker, appearance):
+def test_configs_raise_only_config_errors(top, tracker, head, appearance):
     data = dict(top)
     if tracker:
         data["tracker"] = tracker
+    if head:
+        data["head"] = head
     if appearance:
         data["appearance"] = appearance
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeptrack import Tracker, TrackerConfig
+from deeptrack import EmbeddingHead, HeadConfig, Tracker, TrackerConfig
 from deeptrack.errors import InputError
 from deeptrack.synthetic import make_crossing_scene, make_scene
 from deeptrack.tracking.track import TrackState
@@ -303,14 +303,14 @@ def test_memory_stays_flat_over_10000_frames():
     assert len(tr._gallery._count) <= 128
 
 
-def test_roi_feature_maps_are_pooled_by_the_configured_mode():
+def test_roi_feature_maps_are_pooled_by_the_head():
     from deeptrack.appearance.pooling import pool
     from deeptrack.types import PoolingMode
 
     rng = np.random.default_rng(0)
     maps = [rng.random((2, 6, 3, 3)).astype(np.float32) for _ in range(6)]
     for mode in (PoolingMode.AVG, PoolingMode.MAX, PoolingMode.GEM, PoolingMode.FLATTEN):
-        a = Tracker(TrackerConfig(pooling=mode, n_init=1))
+        a = Tracker(TrackerConfig(n_init=1), head=EmbeddingHead(HeadConfig(pooling=mode)))
         b = Tracker(TrackerConfig(n_init=1))
         for f, m in enumerate(maps):
             out_a = a.update(*frame(100 + f, 300 + f), roi_features=m)
@@ -319,22 +319,36 @@ def test_roi_feature_maps_are_pooled_by_the_configured_mode():
         assert a._gallery.dim == b._gallery.dim
 
 
-def test_maps_that_pool_to_zero_carry_no_appearance_but_still_track():
+def test_maps_need_a_head_and_an_image_an_embedder():
     tr = Tracker(TrackerConfig(n_init=1))
+    before = snapshot(tr)
+    with pytest.raises(InputError, match=r"no head .*head=EmbeddingHead"):
+        tr.update(*frame(100), roi_features=np.ones((1, 4, 2, 2)))
+    with pytest.raises(InputError, match=r"no embedder"):
+        tr.update(*frame(100), image=np.zeros((200, 300, 3), np.uint8))
+    assert_same_state(before, snapshot(tr))
+    with pytest.raises(TypeError, match="head must be an EmbeddingHead"):
+        Tracker(head=HeadConfig())
+
+
+def test_maps_that_pool_to_zero_carry_no_appearance_but_still_track():
+    tr = Tracker(TrackerConfig(n_init=1), head=EmbeddingHead())
     for f in range(4):
         out = tr.update(*frame(100 + f), roi_features=np.zeros((1, 4, 2, 2)))
     assert out.track_ids.tolist() == [1]
 
 
 def test_random_projection_reduces_the_dimension():
-    tr = Tracker(TrackerConfig(pooling="flatten", reduce_dim=16, n_init=1))
+    tr = Tracker(TrackerConfig(n_init=1),
+                 head=EmbeddingHead(HeadConfig(pooling="flatten", reduce_dim=16)))
     rng = np.random.default_rng(1)
     tr.update(*frame(100), roi_features=rng.random((1, 8, 4, 4)))
     assert tr._gallery.dim == 16
 
 
 def test_changed_roi_channels_are_refused_even_behind_a_projection():
-    tr = Tracker(TrackerConfig(pooling="flatten", reduce_dim=16, n_init=1))
+    tr = Tracker(TrackerConfig(n_init=1),
+                 head=EmbeddingHead(HeadConfig(pooling="flatten", reduce_dim=16)))
     rng = np.random.default_rng(1)
     tr.update(*frame(100), roi_features=rng.random((1, 8, 4, 4)))
     before = snapshot(tr)
@@ -362,8 +376,8 @@ def test_blas_thread_limit_is_scoped_to_update():
     tr = Tracker(TrackerConfig(blas_threads=1))
     tr.update(*frame(100), np.ones((1, 8)))
     assert blas_threads() == before
-    tr.reset()
-    tr.update(*frame(100), image=np.zeros((200, 300, 3), np.uint8), embedder=Spy())
+    tr = Tracker(TrackerConfig(blas_threads=1), head=EmbeddingHead(), embedder=Spy())
+    tr.update(*frame(100), image=np.zeros((200, 300, 3), np.uint8))
     assert seen == [[1] * len(before)]
     assert blas_threads() == before
 
@@ -384,8 +398,9 @@ def test_image_with_embedder_equals_passing_its_maps():
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (300, 800, 3), dtype=np.uint8)
-    with_image = Tracker(TrackerConfig(n_init=1), embedder=CropMeans())
-    with_maps = Tracker(TrackerConfig(n_init=1))
+    head = EmbeddingHead(HeadConfig(pooling="gem"))
+    with_image = Tracker(TrackerConfig(n_init=1), embedder=CropMeans(), head=head)
+    with_maps = Tracker(TrackerConfig(n_init=1), head=head)
     for f in range(4):
         b, s = frame(100 + 4 * f, 400 + 4 * f)
         a = with_image.update(b, s, image=image)

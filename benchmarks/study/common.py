@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from deeptrack.config import HeadConfig
 from deeptrack.errors import DeepTrackError
 
 #: The keys of ``SequenceMetrics.to_dict()`` reported per run.
@@ -44,8 +45,8 @@ class Mode:
 
     Attributes:
         name: the label in tables and plots.
-        pooling: ``TrackerConfig.pooling`` value; None for motion only.
-        params: further ``TrackerConfig`` fields (``gem_p``, ``maxpool_kernel``,
+        pooling: ``HeadConfig.pooling`` value; None for motion only.
+        params: further ``HeadConfig`` fields (``gem_p``, ``maxpool_kernel``,
             ``reduce_dim``).
         pca_dim: PCA components fitted on the sequence's own flattened maps
             (then ``pooling`` must be ``flatten``); None for no PCA.
@@ -60,10 +61,9 @@ class Mode:
     def appearance(self) -> bool:
         return self.pooling is not None
 
-    def pool_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``deeptrack.appearance.pool`` for this mode."""
-        return {"p": float(self.params.get("gem_p", 3.0)),
-                "kernel": int(self.params.get("maxpool_kernel", 2))}
+    def head(self) -> HeadConfig:
+        """The :class:`~deeptrack.config.HeadConfig` of this mode (appearance modes only)."""
+        return HeadConfig(pooling=self.pooling, **self.params)
 
 
 MOTION = Mode("motion only", None)

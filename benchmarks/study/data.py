@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from deeptrack.config import AppearanceConfig, TrackerConfig
+from deeptrack.config import AppearanceConfig
 from study.common import Mode, StudyError, log
 
 
@@ -178,21 +178,19 @@ def _progress_log(what: str):
 
 def pool_all(frame_maps: Sequence[NDArray[np.floating]], mode: Mode,
              chunk: int = 512) -> NDArray[np.float32]:
-    """Pool the maps of all frames (rows in frame order), then project as the tracker does.
+    """Make vectors of the maps of all frames (rows in frame order) as the tracker does.
 
-    The study's one path from maps to vectors (pool, then the seeded random
-    projection of ``reduce_dim``; PCA is not applied here). Pooling is row by
+    The study's one path from maps to vectors is the tracker's:
+    ``deeptrack.appearance.EmbeddingHead`` (pool, then the seeded random
+    projection of ``reduce_dim``; PCA is not applied here). Both act row by
     row, so chunking only bounds the float32 copies in memory.
-
-    TODO(house-A): use ``deeptrack.appearance.EmbeddingHead`` (pool then project,
-    as ``Tracker.update`` does) once it lands, instead of ``pool`` +
-    ``RandomProjection`` here.
     """
-    from deeptrack.appearance import RandomProjection, pool
+    from deeptrack.appearance import EmbeddingHead
 
     nonempty = [m for m in frame_maps if len(m)]
     if not nonempty:
         return np.zeros((0, 1), np.float32)
+    head = EmbeddingHead(mode.head())
     rows = []
     buffer: list[NDArray[np.floating]] = []
     size = 0
@@ -200,16 +198,11 @@ def pool_all(frame_maps: Sequence[NDArray[np.floating]], mode: Mode,
         buffer.append(m)
         size += len(m)
         if size >= chunk:
-            rows.append(pool(np.concatenate(buffer), mode.pooling, **mode.pool_kwargs()))
+            rows.append(head(np.concatenate(buffer)))
             buffer, size = [], 0
     if buffer:
-        rows.append(pool(np.concatenate(buffer), mode.pooling, **mode.pool_kwargs()))
-    out = np.concatenate(rows)
-    reduce_dim = mode.params.get("reduce_dim")
-    if reduce_dim is not None:
-        seed = int(mode.params.get("reduce_seed", TrackerConfig().reduce_seed))
-        out = RandomProjection(out.shape[1], int(reduce_dim), seed)(out)
-    return out
+        rows.append(head(np.concatenate(buffer)))
+    return np.concatenate(rows)
 
 
 def pca_vectors(frame_maps: Sequence[NDArray[np.floating]], mode: Mode, seed: int = 0):

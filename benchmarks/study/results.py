@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from deeptrack import __version__
-from deeptrack.config import AppearanceConfig, TrackerConfig
+from deeptrack.config import AppearanceConfig, TrackerConfig, to_dict
 from study.common import FIXED_THRESHOLDS, METRICS, Mode
 from study.data import StudySequence
 from study.run import PAIR_SEED, PCA_SEED, RunRecord, Study
@@ -150,7 +149,7 @@ def _settings(study: Study) -> dict[str, Any]:
         "tuning_run": f"{args.tune_sequence}/{args.tune_det}",
         "tuning_metric": args.tune_metric, "threshold_grid": list(study.grid),
         "fixed_thresholds": list(FIXED_THRESHOLDS), "quick": bool(args.quick),
-        "tracker": dataclasses.asdict(TrackerConfig()) | {"pooling": "(per mode)"},
+        "tracker": to_dict(TrackerConfig()), "head": "(per mode)",
         "pair_window_frames": args.pair_window, "max_pairs_per_side": args.pairs,
         "pair_seed": PAIR_SEED, "pca_seed": PCA_SEED,
         "frame_rates": {s.name: s.first.frame_rate for s in study.sequences},

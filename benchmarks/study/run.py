@@ -81,13 +81,11 @@ class Runner:
 
     def config(self, mode: Mode, threshold: float | None) -> RunConfig:
         """The run of ``mode`` at ``threshold`` (RoI maps come from the study, not a backbone)."""
-        changes: dict[str, Any] = {}
-        if mode.appearance:
-            changes = {"pooling": mode.pooling, **mode.params}
-            if threshold is not None:
-                changes["max_cosine_distance"] = float(threshold)
-        return RunConfig(tracker=dataclasses.replace(self.base, **changes),
-                         use_appearance=mode.appearance)
+        if not mode.appearance:
+            return RunConfig(tracker=self.base, use_appearance=False)
+        tracker = (self.base if threshold is None else
+                   dataclasses.replace(self.base, max_cosine_distance=float(threshold)))
+        return RunConfig(tracker=tracker, head=mode.head(), use_appearance=True)
 
     def _pca_embeddings(self, seq: StudySequence, det_file: str, layer: str, mode: Mode):
         key = (seq.name, det_file, layer, mode.name)
@@ -140,15 +138,12 @@ class Runner:
     def _dim(run: TrackRun, mode: Mode, seq: StudySequence, layer: str, det_file: str) -> int:
         if run.embedding_dim or not mode.appearance:
             return int(run.embedding_dim)
-        from deeptrack.appearance import out_dim
+        from deeptrack.appearance import EmbeddingHead
 
         shape = next((m.shape for m in seq.maps[layer][det_file] if len(m)), None)
         if shape is None:
             return 0
-        if mode.params.get("reduce_dim"):
-            return int(mode.params["reduce_dim"])
-        return out_dim(mode.pooling, shape[1], shape[2], shape[3],
-                       int(mode.params.get("maxpool_kernel", 2)))
+        return EmbeddingHead(mode.head()).out_dim(shape[1], shape[2], shape[3])
 
 
 # ---------------------------------------------------------------- the reference tracker

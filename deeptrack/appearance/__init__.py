@@ -15,6 +15,7 @@ from deeptrack.appearance.cache import FeatureCache, SequenceFeatures
 from deeptrack.appearance.digest import file_sha256
 from deeptrack.appearance.extract import extract_sequence
 from deeptrack.appearance.frames import load_image
+from deeptrack.appearance.head import EmbeddingHead
 from deeptrack.appearance.pooling import (
     PCAReducer,
     PoolingMode,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from deeptrack.appearance.osnet import OSNet
 
 __all__ = [
+    "EmbeddingHead",
     "FasterRCNNDetector",
     "FeatureCache",
     "OSNet",

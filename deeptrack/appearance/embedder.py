@@ -1,13 +1,12 @@
 """Image + boxes -> RoI feature maps or pooled embeddings, and a detector that gives both.
 
-The contract the tracker relies on::
+The contract the tracker relies on (:class:`~deeptrack.appearance.extract.Embedder`)::
 
     embedder.roi_features(image, boxes) -> (N, C, R, R) float32
 
 with ``image`` an HxWx3 uint8 RGB frame and ``boxes`` (N, 4) float64 xyxy in
-that frame's pixels. The tracker pools the maps itself with its configured
-mode (:func:`deeptrack.appearance.pooling.pool`), so one embedder serves every
-pooling mode.
+that frame's pixels. An :class:`~deeptrack.appearance.head.EmbeddingHead` then
+makes the maps vectors, so one embedder serves every pooling mode.
 
 Each forward runs under ``torch.inference_mode()`` with the model in eval
 mode; one backbone pass per batch of frames, one RoIAlign over all its boxes.
@@ -30,7 +29,7 @@ from deeptrack.appearance.backbone import (
     resolve_device,
     resolve_spec,
 )
-from deeptrack.appearance.pooling import PoolingMode, pool
+from deeptrack.appearance.head import EmbeddingHead
 from deeptrack.appearance.roi import SAMPLING_RATIO
 from deeptrack.boxes import validate_xyxy
 from deeptrack.config import AppearanceConfig
@@ -220,15 +219,15 @@ class RoIEmbedder:
             out = self._model.crops(img, b, (int(size[0]), int(size[1])))
         return out.float().cpu().numpy()
 
-    def embed(self, image: NDArray[np.uint8], boxes: ArrayLike, mode: PoolingMode | str,
-              **params: Any) -> NDArray[np.float32]:
-        """Return (N, D) float32 unit embeddings: :meth:`roi_features`, then :func:`pool`.
+    def embed(self, image: NDArray[np.uint8], boxes: ArrayLike,
+              head: EmbeddingHead | None = None) -> NDArray[np.float32]:
+        """Return (N, D) float32 unit embeddings: :meth:`roi_features`, then ``head``.
 
         Args:
             image, boxes: as for :meth:`roi_features`.
-            mode: the pooling mode; ``params`` go to :func:`pool` (``p``, ``kernel``).
+            head: turns the maps into vectors (default: global average pooling).
         """
-        return pool(self.roi_features(image, boxes), mode, **params)
+        return (head if head is not None else EmbeddingHead())(self.roi_features(image, boxes))
 
 
 class FasterRCNNDetector(RoIEmbedder):

@@ -29,12 +29,23 @@ Progress = Callable[[int, int], None]
 
 
 class Embedder(Protocol):
-    """What :func:`extract_sequence` needs from an embedder (e.g. ``RoIEmbedder``)."""
+    """Image + boxes -> RoI feature maps (e.g. ``RoIEmbedder``): the one embedder protocol.
+
+    The tracker calls :meth:`roi_features` on one frame (``Tracker(config,
+    embedder=..., head=...)``); :func:`extract_sequence` calls
+    :meth:`roi_features_batch` and caches the maps under :attr:`key`.
+    """
 
     key: Mapping[str, Any]
     out_channels: int
     roi_size: int
     batch_size: int
+
+    def roi_features(
+        self, image: NDArray[np.uint8], boxes: NDArray[np.float64]
+    ) -> NDArray[np.float32]:
+        """Return (N, C, R, R) maps for (N, 4) xyxy boxes in an HxWx3 uint8 RGB image."""
+        ...
 
     def roi_features_batch(
         self, images: Sequence[NDArray[np.uint8]], boxes_list: Sequence[NDArray[np.float64]]

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deeptrack.association.costs import GATED
+from deeptrack.types import AppearanceMemory
 
 #: Gallery size (budget x dim floats) from which the nearest-neighbour cost loops over
 #: tracks rather than batching them (see ``Gallery._nearest``).
@@ -29,14 +30,18 @@ class Gallery:
 
     Args:
         budget: vectors kept per track (``gallery`` memory).
-        memory: ``"gallery"`` or ``"ema"``.
+        memory: :class:`~deeptrack.types.AppearanceMemory` (or its name).
         ema_alpha: EMA momentum; ``new = alpha * old + (1 - alpha) * x``.
     """
 
-    def __init__(self, budget: int = 100, memory: str = "gallery", ema_alpha: float = 0.9):
-        if memory not in ("gallery", "ema"):
-            raise ValueError(f"memory must be 'gallery' or 'ema', got {memory!r}")
-        self.budget = budget if memory == "gallery" else 1
+    def __init__(self, budget: int = 100,
+                 memory: AppearanceMemory | str = AppearanceMemory.GALLERY,
+                 ema_alpha: float = 0.9):
+        try:
+            memory = AppearanceMemory(memory)
+        except ValueError:
+            raise ValueError(f"memory must be 'gallery' or 'ema', got {memory!r}") from None
+        self.budget = budget if memory is AppearanceMemory.GALLERY else 1
         self.memory = memory
         self.ema_alpha = ema_alpha
         self.dim: int | None = None
@@ -86,7 +91,7 @@ class Gallery:
         if len(slots) == 0:
             return
         count = self._count[slots]
-        if self.memory == "gallery":
+        if self.memory is AppearanceMemory.GALLERY:
             pos = self._pos[slots]
             self._store[slots, pos] = features
             self._pos[slots] = (pos + 1) % self.budget
@@ -126,7 +131,7 @@ class Gallery:
         p = len(slots)
         if p == 0:
             return np.zeros(0)
-        if self.memory == "ema":
+        if self.memory is AppearanceMemory.EMA:
             sims = np.einsum("pd,pd->p", self._store[slots, 0], features[cols])
         else:
             sims = self._nearest(slots, cols, features)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from deeptrack.appearance.extract import Embedder
+from deeptrack.appearance.head import EmbeddingHead
 from deeptrack.appearance.pooling import l2_normalize
 from deeptrack.association.assign import NO_PAIRS, Pairs
 from deeptrack.association.deepsort import DeepSortAssociation
@@ -27,7 +28,13 @@ from deeptrack.motion.kalman import BatchedKalman, FilterpyKalman
 from deeptrack.tracking.blas import blas_thread_limit
 from deeptrack.tracking.scores import ScoreHistory
 from deeptrack.tracking.track import Track, TrackState, TrackTable
-from deeptrack.types import Detections, TrackOutput, as_2d_float
+from deeptrack.types import (
+    AssociationMode,
+    Detections,
+    KalmanEngine,
+    TrackOutput,
+    as_2d_float,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +62,12 @@ def _unit_embeddings(embeddings: ArrayLike, n: int) -> NDArray[np.float32]:
     return l2_normalize(x)
 
 
-class Embedder(Protocol):
-    """What the tracker needs from an object that computes appearance from an image."""
-
-    def roi_features(self, image: NDArray[np.uint8], boxes: NDArray[np.float64]) -> NDArray:
-        """Return (N, C, H, W) RoI feature maps for (N, 4) xyxy boxes in an HxWx3 RGB image."""
-        ...
+def _association(config: TrackerConfig) -> Association:
+    """Return the association strategy ``config.association`` names."""
+    if config.association is AssociationMode.DEEPSORT:
+        return DeepSortAssociation(config.max_cosine_distance, config.max_iou_distance,
+                                   config.gating_threshold)
+    raise ValueError(f"no association strategy for {config.association!r}")  # pragma: no cover
 
 
 class Tracker:
@@ -68,15 +75,23 @@ class Tracker:
 
     Call :meth:`update` once for every frame of a sequence, in order, also
     for frames without detections, and :meth:`reset` before the next
-    sequence. Appearance comes, per frame, as embeddings, as RoI feature
-    maps (pooled by ``config.pooling``), or as an image together with an
-    embedder; with none of them the tracker runs motion + IoU only.
+    sequence. The tracker compares vectors; what turns RoI feature maps or
+    images into vectors is handed in, as deep_sort hands in its metric.
+    Appearance comes, per frame, in one of three ways:
+
+    - ``embeddings`` (N, D): compared as given (normalised);
+    - ``roi_features`` (N, C, H, W): made vectors by ``head``;
+    - ``image`` (HxWx3 uint8 RGB): maps computed by ``embedder``, then ``head``.
+
+    With none of them the tracker runs on motion + IoU only.
 
     Args:
         config: settings; the DeepSORT paper's defaults when omitted.
         frame_rate: frames per second of the sequence; ``max_age`` scales
             with it only when ``config.reference_fps`` is set.
-        embedder: default embedder used when :meth:`update` gets an image.
+        head: turns RoI feature maps into vectors (needed for
+            ``roi_features`` and ``image``).
+        embedder: computes RoI feature maps from an image (needed for ``image``).
 
     Example:
         >>> tracker = Tracker(TrackerConfig(), frame_rate=30)
@@ -90,17 +105,20 @@ class Tracker:
         config: TrackerConfig | None = None,
         *,
         frame_rate: float = 30.0,
+        head: EmbeddingHead | None = None,
         embedder: Embedder | None = None,
     ) -> None:
         self.config = TrackerConfig() if config is None else config
         if not isinstance(self.config, TrackerConfig):
             raise TypeError(f"config must be a TrackerConfig, got {type(self.config).__name__}")
-        engine = FilterpyKalman if self.config.kalman == "filterpy" else BatchedKalman
+        if head is not None and not isinstance(head, EmbeddingHead):
+            raise TypeError(f"head must be an EmbeddingHead, got {type(head).__name__}")
+        engine = (FilterpyKalman if self.config.kalman is KalmanEngine.FILTERPY
+                  else BatchedKalman)
         self._kf = engine(self.config.std_weight_position, self.config.std_weight_velocity)
+        self.head = head
         self.embedder = embedder
-        self._association: Association = DeepSortAssociation(
-            self.config.max_cosine_distance, self.config.max_iou_distance,
-            self.config.gating_threshold)
+        self._association = _association(self.config)
         self._blas = blas_thread_limit(self.config.blas_threads)
         self.reset(frame_rate)
 
@@ -124,7 +142,7 @@ class Tracker:
         self._next_id = 1
         self._frame = 0
         self._uses_appearance: bool | None = None
-        self._projection: Any = None
+        self._pooled_dim: int | None = None  # of this sequence's maps, before any projection
 
     @property
     def frame_count(self) -> int:
@@ -168,7 +186,6 @@ class Tracker:
         *,
         roi_features: ArrayLike | None = None,
         image: NDArray[np.uint8] | None = None,
-        embedder: Embedder | None = None,
     ) -> TrackOutput:
         """Advance one frame.
 
@@ -176,11 +193,10 @@ class Tracker:
             boxes: (N, 4) detections, xyxy pixels, 0-based; N may be 0.
             scores: (N,) detection confidences.
             embeddings: optional (N, D) appearance vectors (normalised here).
-            roi_features: optional (N, C, H, W) RoI feature maps, pooled by
-                ``config.pooling`` (then projected if ``config.reduce_dim``).
-            image: optional HxWx3 uint8 RGB frame; its RoI features are
-                computed by ``embedder`` (or the tracker's default embedder).
-            embedder: object with ``roi_features(image, boxes)``.
+            roi_features: optional (N, C, H, W) RoI feature maps, made vectors
+                by the tracker's ``head``.
+            image: optional HxWx3 uint8 RGB frame; its RoI maps come from the
+                tracker's ``embedder``, then its ``head``.
 
         Returns:
             The confirmed tracks updated this frame, plus those missed for at
@@ -192,41 +208,86 @@ class Tracker:
             InputError: malformed or inconsistent input (NaN/inf, non-positive
                 width/height, length mismatch, an embedding dimension that
                 changed within the sequence, appearance given on some frames
-                but not others). The tracker's state is then exactly as it was.
+                but not others, maps or an image without a head or embedder).
+                The tracker's state is then exactly as it was.
         """
         with self._blas:
-            dets, features = self._prepare(
-                boxes, scores, embeddings, roi_features, image, embedder
-            )
+            dets, features, pooled_dim = self._prepare(
+                boxes, scores, embeddings, roi_features, image)
+            if self._pooled_dim is None:
+                self._pooled_dim = pooled_dim
             return self._step(dets, features)
 
-    def _prepare(self, boxes, scores, embeddings, roi_features, image, embedder):
-        """Validate and embed one frame's input without touching the tracker's state."""
+    def _prepare(
+        self, boxes: ArrayLike, scores: ArrayLike, embeddings: ArrayLike | None,
+        roi_features: ArrayLike | None, image: NDArray[np.uint8] | None,
+    ) -> tuple[Detections, NDArray[np.float32] | None, int | None]:
+        """Validate and embed one frame's input without touching the tracker's state.
+
+        Returns the detections, their unit vectors (or None) and the pooled
+        dimension of the maps they came from (None without maps).
+        """
         given = [name for name, v in (("embeddings", embeddings), ("roi_features", roi_features),
                                       ("image", image)) if v is not None]
         if len(given) > 1:
             raise InputError(f"pass only one of embeddings, roi_features or image; got {given}")
         dets = Detections(boxes, scores, roi_features=roi_features)
         n = len(dets)
-        features = None
+        features, pooled_dim = None, None
         if embeddings is not None:
             features = _unit_embeddings(embeddings, n)
-        elif dets.roi_features is not None:
-            features = self._pool(dets.roi_features)
+        elif roi_features is not None:
+            features, pooled_dim = self._embed_maps(dets.roi_features, "roi_features")
         elif image is not None:
-            embedder = embedder if embedder is not None else self.embedder
-            if embedder is None:
-                raise InputError("an image was given but no embedder: pass embedder=... to "
-                                 "update() or to Tracker(...)")
-            img = np.asarray(image)
-            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                raise InputError(f"image must be an HxWx3 uint8 RGB array, got shape "
-                                 f"{img.shape} dtype {img.dtype}")
-            maps = embedder.roi_features(img, dets.boxes)
-            features = self._pool(Detections(dets.boxes, dets.scores, roi_features=maps)
-                                  .roi_features)
+            features, pooled_dim = self._embed_maps(self._image_maps(image, dets.boxes), "image")
         if n == 0:
-            return dets, None
+            return dets, None, None
+        self._check_appearance(features)
+        return dets, features, pooled_dim
+
+    def _image_maps(self, image: NDArray[np.uint8], boxes: NDArray[np.float64]) -> NDArray:
+        """Return the embedder's (N, C, H, W) RoI maps of ``boxes`` in ``image``."""
+        if self.embedder is None:
+            raise InputError("an image was given but the tracker has no embedder: "
+                             "Tracker(config, embedder=RoIEmbedder(...), head=EmbeddingHead(...))")
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise InputError(f"image must be an HxWx3 uint8 RGB array, got shape "
+                             f"{img.shape} dtype {img.dtype}")
+        maps = np.asarray(self.embedder.roi_features(img, boxes))
+        if maps.ndim != 4 or len(maps) != len(boxes):
+            raise InputError(f"the embedder returned maps of shape {maps.shape} for "
+                             f"{len(boxes)} boxes; expected ({len(boxes)}, C, H, W)")
+        return maps
+
+    def _embed_maps(self, maps: NDArray, source: str) -> tuple[NDArray[np.float32], int | None]:
+        """Return the head's unit vectors of (N, C, H, W) ``maps`` and their pooled dimension."""
+        if self.head is None:
+            raise InputError(f"{source} was given but the tracker has no head to turn RoI maps "
+                             f"into vectors: Tracker(config, head=EmbeddingHead(HeadConfig(...)))")
+        if len(maps) == 0:
+            return np.zeros((0, 1), np.float32), None
+        try:
+            pooled = self.head.pooled_dim(*maps.shape[1:])
+        except ValueError as e:  # ConfigError / InputError: maps of no usable shape
+            raise InputError(f"{source}: {e}") from None
+        # A projection hides a change of RoI channels from the dimension check.
+        if self._pooled_dim is not None and self._gallery.dim is not None \
+                and pooled != self._pooled_dim:
+            raise InputError(
+                f"{source} pool to {pooled} values now, {self._pooled_dim} before (the RoI "
+                f"channels changed within the sequence); call reset() to start a new sequence")
+        try:
+            vectors = self.head(maps)
+        except ValueError as e:
+            raise InputError(f"{source}: {e}") from None
+        # A map that pools to the zero vector (e.g. all-zero ReLU activations) carries no
+        # appearance evidence: it stays zero, at cosine distance 1 from everything, so only
+        # motion and IoU can match it. (A zero embedding passed by the caller is an error.)
+        return vectors, pooled
+
+    def _check_appearance(self, features: NDArray[np.float32] | None) -> None:
+        """Refuse appearance that comes and goes, or changes dimension, within a sequence."""
         has = features is not None
         if self._uses_appearance is not None and has != self._uses_appearance:
             raise InputError(
@@ -240,36 +301,6 @@ class Tracker:
                 f"embedding dimension changed within the sequence: {features.shape[1]} now, "
                 f"{self._gallery.dim} before; call reset() to start a new sequence"
             )
-        return dets, features
-
-    def _pool(self, maps: NDArray[np.float32]) -> NDArray[np.float32]:
-        from deeptrack.appearance.pooling import RandomProjection, pool
-
-        cfg = self.config
-        if len(maps) == 0:
-            return np.zeros((0, 1), np.float32)
-        try:
-            vectors = pool(maps, cfg.pooling, p=cfg.gem_p, kernel=cfg.maxpool_kernel)
-        except ValueError as e:
-            raise InputError(f"roi_features: {e}") from None
-        if cfg.reduce_dim is not None:
-            d = vectors.shape[1]
-            # The projection hides a change of RoI channels from the dimension check below.
-            if self._gallery.dim is not None and self._projection is not None \
-                    and self._projection.in_dim != d:
-                raise InputError(
-                    f"roi_features pool to {d} values now, {self._projection.in_dim} before "
-                    f"(the RoI channels changed within the sequence); call reset() to start a "
-                    f"new sequence")
-            proj = self._projection
-            if proj is None or proj.in_dim != d:
-                proj = RandomProjection(d, cfg.reduce_dim, cfg.reduce_seed)
-            vectors = proj(vectors)
-            self._projection = proj  # a pure function of (d, reduce_dim, seed)
-        # A map that pools to the zero vector (e.g. all-zero ReLU activations) carries no
-        # appearance evidence: it stays zero, at cosine distance 1 from everything, so only
-        # motion and IoU can match it. (A zero embedding passed by the caller is an error.)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
 
     # ------------------------------------------------------------------ step
 
