@@ -434,3 +434,35 @@ def test_output_is_sorted_by_id_and_ids_follow_creation_order(n_init, output_max
         assert confirmed == sorted(confirmed)
         seen = max(seen, len(out))
     assert seen >= 15
+
+
+def test_gallery_gives_back_storage_after_a_burst_of_tracks():
+    from deeptrack.association.gallery import Gallery
+
+    g = Gallery(budget=4)
+    burst = g.allocate(40, 8)  # 40 tracks at once: the store grows to 40 slots
+    assert len(g._count) == 40
+    g.release(burst[20:])  # the upper half empties
+    for _ in range(2):
+        g.trim(patience=3)
+    assert len(g._count) == 40  # not yet: the patience is 3 calls in a row
+    g.allocate(1, 8)  # slot 20 in use again: the count starts over
+    g.trim(patience=3)
+    g.release(np.array([20]))
+    for _ in range(3):
+        g.trim(patience=3)
+    assert len(g._count) == 20 and g._store.shape[0] == 20
+    assert sorted(g._free) == []  # slots 0-19 are still live, untouched
+    np.testing.assert_array_equal(g.allocate(1, 8), [20])  # grows again when needed
+
+
+def test_tracker_memory_follows_live_tracks_not_the_largest_burst():
+    rng = np.random.default_rng(0)
+    tr = Tracker(TrackerConfig(n_init=1, max_age=2))
+    crowd = np.array([box(60.0 * i) for i in range(30)])
+    e = rng.standard_normal((30, 16))
+    tr.update(crowd, np.ones(30), e)
+    peak = tr.gallery_bytes
+    for _ in range(1100):
+        tr.update(crowd[:2], np.ones(2), e[:2])  # two tracks live on, 28 die
+    assert tr.gallery_bytes <= peak / 2

@@ -20,6 +20,9 @@ from numpy.typing import NDArray
 from deeptrack.association.costs import GATED
 from deeptrack.types import AppearanceMemory
 
+#: trim() calls (frames) the upper half of the store must stay unused before it is given back.
+TRIM_AFTER = 1000
+
 #: Gallery size (budget x dim floats) from which the nearest-neighbour cost loops over
 #: tracks rather than batching them (see ``Gallery._nearest``).
 _LOOP_ABOVE = 16384
@@ -49,6 +52,7 @@ class Gallery:
         self._count = np.zeros(0, np.int64)
         self._pos = np.zeros(0, np.int64)
         self._free: list[int] = []
+        self._idle = 0  # consecutive trim() calls with the upper half of the store unused
 
     @property
     def nbytes(self) -> int:
@@ -80,6 +84,33 @@ class Gallery:
         """Return the slots of deleted tracks for reuse."""
         self._free.extend(int(s) for s in slots)
         self._free.sort(reverse=True)
+
+    def trim(self, patience: int = TRIM_AFTER) -> None:
+        """Give back the upper half of the store once it has gone unused ``patience`` calls in a row.
+
+        Call it once per frame. The store doubles when more tracks need a slot
+        at once than it holds, so without this its size would be the largest
+        number of simultaneous tracks ever seen; with it, storage follows the
+        recent number of live tracks. Slots are handed out lowest first, so
+        live tracks settle in the lower half and no slot ever moves: a store
+        is only cut where every slot is free. The patience keeps a scene whose
+        track count hovers near a boundary from copying the store back and
+        forth.
+        """
+        cap = len(self._count)
+        half = cap // 2
+        k = cap - half  # the upper half is free iff the k largest free slots are exactly it
+        if half < 8 or len(self._free) < k or self._free[k - 1] != half:
+            self._idle = 0
+            return
+        self._idle += 1
+        if self._idle < patience:
+            return
+        self._store = self._store[:half].copy()
+        self._count = self._count[:half].copy()
+        self._pos = self._pos[:half].copy()
+        self._free = self._free[k:]
+        self._idle = 0
 
     def add(self, slots: NDArray[np.int64], features: NDArray[np.float32]) -> None:
         """Store one unit vector per slot.

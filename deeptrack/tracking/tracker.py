@@ -317,6 +317,7 @@ class Tracker:
         doomed = self._doomed()
         self._birth(ti, di, frame, index)
         self._delete(doomed)
+        self._gallery.trim()  # storage follows the recent number of live tracks
         return self._output()
 
     def _predict(self) -> None:
