@@ -213,8 +213,9 @@ class AppearanceConfig:
         resize: how that resize resamples (``area``, ``bilinear`` or
             ``bilinear_antialias``); part of the feature cache key. Area
             averaging is the default: torch's antialiased bilinear filter
-            blurs more (mean cosine 0.954 between the two feature sets) and
-            cost IDF1 (benchmarks/results/peers.md).
+            blurs more, and cost 1.1 mean IDF1 over the four shared runs
+            (benchmarks/results/presets.md). At exactly 0.5x plain bilinear
+            gives the same frames as area averaging.
         device: ``cpu`` or ``cuda``/``cuda:N``.
         batch_size: frames per forward.
         fp16: half precision on CUDA.
