@@ -50,504 +50,97 @@ import contextlib
 import logging
 import math
 import os
-import re
 import tempfile
-import warnings
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
-from deeptrack.boxes import (
-    MAX_COORD,
-    MIN_SIZE,
-    box_ok,
-    box_problem,
-    validate_xyxy,
-    xyxy_to_tlwh,
+from deeptrack.boxes import MAX_COORD, MIN_SIZE, box_ok, box_problem, xyxy_to_tlwh
+from deeptrack.errors import InputError
+from deeptrack.io.parsing import (
+    MAX_LINE_BYTES,
+    Columns,
+    Table,
+    count_lines,
+    f8,
+    fail_first,
+    file_boxes_to_xyxy,
+    fmt_value,
+    i8,
 )
-from deeptrack.errors import DataFormatError, InputError
+from deeptrack.io.records import (
+    DET_COLUMNS,
+    GT15_COLUMNS,
+    GT17_COLUMNS,
+    MAX_FRAME,
+    MAX_ID,
+    RESULT_COLUMNS,
+    VALID_CLASSES,
+    DetectionTable,
+    GroundTruth,
+    TrackResults,
+    first_duplicate,
+)
 from deeptrack.io.resultset import file_mode
-from deeptrack.types import TrackOutput
+
+__all__ = [
+    "DET_COLUMNS", "GT15_COLUMNS", "GT17_COLUMNS", "MAX_FRAME", "MAX_ID", "MAX_LINE_BYTES",
+    "RESULT_COLUMNS", "VALID_CLASSES", "DetectionTable", "GroundTruth", "TrackResults",
+    "format_results", "read_detections", "read_ground_truth", "read_results", "write_atomic",
+    "write_results",
+]
 
 logger = logging.getLogger(__name__)
-
-DET_COLUMNS = ("frame", "id", "x", "y", "width", "height", "score", "wx", "wy", "wz")
-GT15_COLUMNS = ("frame", "id", "x", "y", "width", "height", "flag", "wx", "wy", "wz")
-GT17_COLUMNS = ("frame", "id", "x", "y", "width", "height", "flag", "class", "visibility")
-RESULT_COLUMNS = ("frame", "id", "x", "y", "width", "height", "conf", "x3d", "y3d", "z3d")
-
-#: Class ids the MOT16/17/20 ground truth may use (1 = pedestrian ... 13 = crowd).
-VALID_CLASSES = tuple(range(1, 14))
-
-#: Largest frame number accepted (files, seqinfo.ini): 10 million, over 90 hours at 30 fps.
-MAX_FRAME = 10_000_000
-
-#: Largest object or track id accepted: the int32 range the official evaluation uses.
-MAX_ID = 2**31 - 1
-
-
-def _empty_i64() -> NDArray[np.int64]:
-    return np.zeros(0, np.int64)
-
-
-@dataclass(frozen=True)
-class DetectionTable:
-    """All detections of one detection file.
-
-    Attributes:
-        frame: (N,) int64 frame numbers, 1-based.
-        boxes: (N, 4) float64 xyxy pixels, 0-based.
-        scores: (N,) float64 detector confidences.
-    """
-
-    frame: NDArray[np.int64]
-    boxes: NDArray[np.float64]
-    scores: NDArray[np.float64]
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """All ground-truth boxes of one ``gt.txt``.
-
-    Attributes:
-        frame: (N,) int64 frame numbers, 1-based.
-        track_id: (N,) int64 object ids.
-        boxes: (N, 4) float64 xyxy pixels, 0-based.
-        flag: (N,) int64 consider flag; 0 = not scored.
-        class_id: (N,) int64 object class (1 = pedestrian); -1 for MOT15 files,
-            which have no class column.
-        visibility: (N,) float64 visible fraction in [0, 1]; NaN for MOT15 files.
-        n_columns: columns of the file: 10 (MOT15 layout) or 9 (MOT16/17/20);
-            0 for an empty file.
-        path: the file read, if any.
-    """
-
-    frame: NDArray[np.int64]
-    track_id: NDArray[np.int64]
-    boxes: NDArray[np.float64]
-    flag: NDArray[np.int64]
-    class_id: NDArray[np.int64]
-    visibility: NDArray[np.float64]
-    n_columns: int
-    path: Path | None = None
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    @property
-    def has_classes(self) -> bool:
-        """Whether the file had class and visibility columns (MOT16/17/20 layout)."""
-        return self.n_columns == 9
-
-    def subset(self, keep: NDArray[np.bool_] | NDArray[np.int64]) -> GroundTruth:
-        """Return the rows selected by a boolean mask or index array, in order."""
-        return GroundTruth(
-            self.frame[keep], self.track_id[keep], self.boxes[keep], self.flag[keep],
-            self.class_id[keep], self.visibility[keep], self.n_columns, self.path,
-        )
-
-
-@dataclass(frozen=True)
-class TrackResults:
-    """A tracker's output for one sequence, validated on construction.
-
-    Attributes:
-        frame: (N,) int64 frame numbers, 1-based.
-        track_id: (N,) int64 track ids (>= 0), unique within a frame.
-        boxes: (N, 4) float64 xyxy pixels, 0-based, positive width and height.
-        scores: (N,) float64 confidences.
-    """
-
-    frame: NDArray[np.int64]
-    track_id: NDArray[np.int64]
-    boxes: NDArray[np.float64]
-    scores: NDArray[np.float64]
-
-    def __post_init__(self) -> None:
-        frame = _as_int_vector(self.frame, "frame", 1, MAX_FRAME)
-        track_id = _as_int_vector(self.track_id, "track_id", 0, MAX_ID)
-        n = len(frame)
-        if len(track_id) != n:
-            raise InputError(f"track_id has {len(track_id)} rows but frame has {n}")
-        boxes = validate_xyxy(self.boxes)
-        if len(boxes) != n:
-            raise InputError(f"boxes has {len(boxes)} rows but frame has {n}")
-        scores = np.asarray(self.scores)
-        if scores.dtype.kind not in "biuf":
-            raise InputError(f"scores must be numeric (real numbers), got dtype {scores.dtype}")
-        scores = scores.astype(np.float64, copy=False).reshape(-1)
-        if len(scores) != n:
-            raise InputError(f"scores has {len(scores)} rows but frame has {n}")
-        if not np.isfinite(scores).all():
-            i = int(np.flatnonzero(~np.isfinite(scores))[0])
-            raise InputError(f"scores[{i}] is NaN or inf")
-        dup = _first_duplicate(frame, track_id)
-        if dup is not None:
-            first, second = dup
-            raise InputError(
-                f"track id {track_id[second]} appears twice in frame {frame[second]} "
-                f"(rows {first} and {second})"
-            )
-        object.__setattr__(self, "frame", frame)
-        object.__setattr__(self, "track_id", track_id)
-        object.__setattr__(self, "boxes", boxes)
-        object.__setattr__(self, "scores", scores)
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    @classmethod
-    def empty(cls) -> TrackResults:
-        """Return results without any box."""
-        return cls(_empty_i64(), _empty_i64(), np.zeros((0, 4)), np.zeros(0))
-
-    @classmethod
-    def from_outputs(cls, outputs: Iterable[tuple[int, TrackOutput]]) -> TrackResults:
-        """Collect per-frame tracker outputs.
-
-        Args:
-            outputs: ``(frame, TrackOutput)`` pairs, frame 1-based.
-
-        Returns:
-            The rows of all outputs in the order given.
-        """
-        frames, ids, boxes, scores = [], [], [], []
-        for frame, out in outputs:
-            n = len(out)
-            frames.append(np.full(n, int(frame), np.int64))
-            ids.append(np.asarray(out.track_ids, np.int64).reshape(-1))
-            boxes.append(np.asarray(out.boxes, np.float64).reshape(-1, 4))
-            scores.append(np.asarray(out.scores, np.float64).reshape(-1))
-        if not frames:
-            return cls.empty()
-        return cls(np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes),
-                   np.concatenate(scores))
-
-
-def _as_int_vector(x: ArrayLike, name: str, low: int, high: int) -> NDArray[np.int64]:
-    """Return ``x`` as (N,) int64, or raise naming the first value not an integer in low..high."""
-    try:
-        a = np.asarray(x)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{name} must be a vector of integers: {e}") from None
-    if a.size == 0:
-        return np.zeros(0, np.int64)
-    if a.ndim != 1:
-        raise InputError(f"{name} must have shape (N,), got {a.shape}")
-    if a.dtype.kind not in "iubf":
-        raise InputError(f"{name} must be integers, got dtype {a.dtype}")
-    if a.dtype.kind == "f":
-        bad = ~np.isfinite(a) | (a != np.round(a))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{name}[{i}] = {a[i]} is not an integer")
-    # compared before the cast: a float such as 1e30 has no int64 value
-    bad = (a < low) | (a > high)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{name}[{i}] = {a[i]} is not in {low}..{high}")
-    return a.astype(np.int64, copy=False)
-
-
-def _first_duplicate(frame: NDArray[np.int64], ids: NDArray[np.int64]) -> tuple[int, int] | None:
-    """Return (earlier row, later row) of the first repeated (frame, id) pair, or None.
-
-    ``frame`` must lie in 1..MAX_FRAME and ``ids`` in 0..MAX_ID (checked before).
-    """
-    if len(frame) < 2:
-        return None
-    # One int64 key per row, sorted in place: the common (no duplicate) case in 8 bytes a row.
-    key = frame * (MAX_ID + 1) + ids
-    key.sort()
-    if not (key[1:] == key[:-1]).any():
-        return None
-    order = np.lexsort((ids, frame))  # stable: equal keys keep their row order
-    same = (frame[order][1:] == frame[order][:-1]) & (ids[order][1:] == ids[order][:-1])
-    later = order[1:][same]
-    k = int(np.argmin(later))  # report the duplicate that occurs first in the file
-    return int(order[:-1][same][k]), int(later[k])
 
 
 # --------------------------------------------------------------------------- reading
 
-#: Bytes read at a time: a file is parsed block by block, never held whole in memory.
-_BLOCK_BYTES = 1 << 20
-#: A line longer than this is an error (real lines are under 100 bytes); it is never buffered.
-MAX_LINE_BYTES = 1 << 16
-
-# What counts as a number in a file: decimal notation, or the words inf/nan (which the
-# finiteness check then rejects with a precise message). ASCII digits only.
-_NUMBER = re.compile(
-    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)",
-    re.IGNORECASE | re.ASCII,
-)
-
-
-def _is_number(text: str) -> bool:
-    text = text.strip()
-    if not text:
-        return False
-    if _NUMBER.fullmatch(text):
-        return True
-    try:  # whatever numpy's parser takes is a number too (the fast path uses it)
-        return _loadtxt([text]).shape == (1, 1)
-    except ValueError:
-        return False
-
-
-def _loadtxt(lines: list[str]) -> NDArray[np.float64]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "input contained no data"
-        return np.loadtxt(lines, delimiter=",", dtype=np.float64, comments=None, ndmin=2,
-                          quotechar=None)
-
-
-def _count_lines(path: Path) -> int:
-    """Return an upper bound of the rows of ``path`` (its newlines plus one), reading blocks."""
-    n = 1
-    try:
-        with open(path, "rb") as f:
-            while block := f.read(_BLOCK_BYTES):
-                n += block.count(b"\n")
-    except OSError as e:
-        raise DataFormatError(f"{path}: cannot read file: {e.strerror or e}") from None
-    return n
-
-
-def _text_blocks(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(number of the first line, lines)`` of a UTF-8 file, a few MB at a time."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the with below, after the check
-    except OSError as e:
-        raise DataFormatError(f"{path}: cannot read file: {e.strerror or e}") from None
-    with f:
-        lineno, rest = 1, b""
-        while True:
-            try:
-                block = f.read(_BLOCK_BYTES)
-            except OSError as e:
-                raise DataFormatError(f"{path}: cannot read file: {e.strerror or e}") from None
-            if not block:
-                break
-            data = rest + block
-            cut = data.rfind(b"\n")
-            head, rest = (b"", data) if cut < 0 else (data[:cut], data[cut + 1:])
-            if len(rest) > MAX_LINE_BYTES:
-                line = lineno + head.count(b"\n") + (1 if cut >= 0 else 0)
-                raise DataFormatError(f"{path}:{line}: line longer than {MAX_LINE_BYTES} bytes")
-            if cut >= 0:
-                lines = _decode(path, head, lineno).split("\n")
-                if len(head) > MAX_LINE_BYTES:
-                    _check_line_lengths(path, lines, lineno)
-                yield lineno, lines
-                lineno += len(lines)
-        if rest:
-            yield lineno, [_decode(path, rest, lineno)]
-
-
-def _check_line_lengths(path: Path, lines: list[str], lineno: int) -> None:
-    # characters, never more than the line's bytes: a line over the limit in characters is
-    # over it in bytes too (the rare multi-byte line just under it passes; it is still short)
-    lengths = list(map(len, lines))
-    if max(lengths) > MAX_LINE_BYTES:
-        i = next(i for i, n in enumerate(lengths) if n > MAX_LINE_BYTES)
-        raise DataFormatError(f"{path}:{lineno + i}: line longer than {MAX_LINE_BYTES} bytes")
-
-
-def _decode(path: Path, data: bytes, lineno: int) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = lineno + data[: e.start].count(b"\n")
-        raise DataFormatError(f"{path}:{line}: not UTF-8 text") from None
-
-
-class _Table:
-    """Parse a comma-separated numeric file whose column count is a key of ``layouts``.
-
-    Iterating yields ``(row0, values)`` per block: ``values`` is (n, C) float64, every
-    value finite, ``row0`` the 0-based row of its first line. Rows and lines
-    correspond one to one (line = row + 1): a blank line is allowed only at the end of
-    the file. A malformed line raises :class:`DataFormatError` naming ``path:line``.
-    """
-
-    def __init__(self, path: Path, layouts: dict[int, tuple[str, ...]]) -> None:
-        self.path = path
-        self.layouts = layouts
-        self.n_cols = 0
-        self.names: tuple[str, ...] = ()
-        self._blank: int | None = None  # first line of a run of blank lines seen last
-
-    def fail(self, row: int, message: str) -> NoReturn:
-        raise DataFormatError(f"{self.path}:{row + 1}: {message}")
-
-    def __iter__(self) -> Iterator[tuple[int, NDArray[np.float64]]]:
-        for first, lines in _text_blocks(self.path):
-            values = self._fast(lines)
-            if values is None:
-                values = self._slow(first, lines)
-            if len(values):
-                bad = ~np.isfinite(values)
-                if bad.any():
-                    r, c = np.argwhere(bad)[0]
-                    self.fail(first - 1 + int(r), f"column {c + 1} ({self.names[c]}) is "
-                              f"{float(values[r, c])}; expected a finite number")
-                yield first - 1, values
-
-    def _fast(self, lines: list[str]) -> NDArray[np.float64] | None:
-        """numpy's C parser on a block without blank lines; None when the block needs a closer look."""
-        if self._blank is not None or not lines:
-            return None
-        try:
-            values = _loadtxt(lines)
-        except ValueError:
-            return None
-        if values.shape[0] != len(lines) or values.shape[1] != (self.n_cols or values.shape[1]):
-            return None
-        if not self.n_cols:
-            if values.shape[1] not in self.layouts:
-                return None
-            self.n_cols, self.names = values.shape[1], self.layouts[values.shape[1]]
-        return values
-
-    def _slow(self, first: int, lines: list[str]) -> NDArray[np.float64]:
-        """Line by line: find the first malformed line, or parse a block with blank lines."""
-        rows: list[list[float]] = []
-        for i, text in enumerate(lines):
-            row = first - 1 + i
-            stripped = text.strip()
-            if not stripped:
-                if self._blank is None:
-                    self._blank = row
-                continue
-            if self._blank is not None:
-                self.fail(self._blank, "empty line before the end of the file")
-            fields = stripped.split(",")
-            if not self.n_cols:
-                if len(fields) not in self.layouts:
-                    expected = " or ".join(f"{c} ({','.join(v)})" for c, v in self.layouts.items())
-                    self.fail(row, f"expected {expected} comma-separated columns, "
-                                   f"got {len(fields)}")
-                self.n_cols, self.names = len(fields), self.layouts[len(fields)]
-            elif len(fields) != self.n_cols:
-                self.fail(row, f"expected {self.n_cols} columns like the lines above, "
-                               f"got {len(fields)}")
-            for j, field in enumerate(fields):
-                if not _is_number(field):
-                    self.fail(row, f"column {j + 1} ({self.names[j]}) is not a number: "
-                                   f"{field.strip()!r}")
-            rows.append(_loadtxt([stripped])[0].tolist())
-        return np.array(rows, dtype=np.float64).reshape(-1, self.n_cols or 1)
-
-
-class _Columns:
-    """Output arrays filled block by block, allocated once for ``capacity`` rows."""
-
-    def __init__(self, capacity: int, **dtypes: tuple[np.dtype, tuple[int, ...]]) -> None:
-        self.n = 0
-        self.arrays = {k: np.empty((capacity, *shape), dt) for k, (dt, shape) in dtypes.items()}
-
-    def append(self, **cols: NDArray) -> None:
-        k = len(next(iter(cols.values())))
-        for name, a in self.arrays.items():
-            if self.n + k > len(a):  # the file grew since it was counted
-                a = np.concatenate([a, np.empty_like(a[: max(self.n + k - len(a), len(a))])])
-                self.arrays[name] = a
-            a[self.n:self.n + k] = cols[name]
-        self.n += k
-
-    def result(self) -> dict[str, NDArray]:
-        out = {}
-        for name, a in self.arrays.items():
-            # a view would keep the whole allocation alive; copy when much is unused
-            out[name] = a[: self.n].copy() if self.n < 0.9 * len(a) else a[: self.n]
-        return out
-
-
-def _fail_first(
-    table: _Table, row0: int, bad: NDArray[np.bool_], message: str,
-    values: NDArray[np.float64] | None = None,
-) -> None:
-    """Raise naming the first row where ``bad`` is true; ``{v}`` in message is its value."""
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
-        table.fail(row0 + r, message.format(v="" if values is None else _fmt(values[r])))
-
-
-def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else repr(float(v))
-
 
 def _check_frames(
-    table: _Table, row0: int, values: NDArray[np.float64], max_frame: int | None
+    table: Table, row0: int, values: NDArray[np.float64], max_frame: int | None
 ) -> NDArray[np.int64]:
     f = values[:, 0]
-    _fail_first(table, row0, f != np.round(f), "frame {v} is not an integer", f)
-    _fail_first(table, row0, f < 1, "frame {v} < 1; frame numbers start at 1", f)
+    fail_first(table, row0, f != np.round(f), "frame {v} is not an integer", f)
+    fail_first(table, row0, f < 1, "frame {v} < 1; frame numbers start at 1", f)
     if max_frame is not None:
-        _fail_first(table, row0, f > max_frame,
-                    f"frame {{v}} is beyond the last frame of the sequence ({max_frame})", f)
-    _fail_first(table, row0, f > MAX_FRAME,
-                f"frame {{v}} is beyond the largest frame number supported ({MAX_FRAME})", f)
+        fail_first(table, row0, f > max_frame,
+                   f"frame {{v}} is beyond the last frame of the sequence ({max_frame})", f)
+    fail_first(table, row0, f > MAX_FRAME,
+               f"frame {{v}} is beyond the largest frame number supported ({MAX_FRAME})", f)
     return f.astype(np.int64)
 
 
-def _check_ids(table: _Table, row0: int, values: NDArray[np.float64]) -> NDArray[np.int64]:
+def _check_ids(table: Table, row0: int, values: NDArray[np.float64]) -> NDArray[np.int64]:
     ids = values[:, 1]
-    _fail_first(table, row0, ids != np.round(ids), "id {v} is not an integer", ids)
-    _fail_first(table, row0, ids < 0, "id {v} is negative; ids must be >= 0", ids)
-    _fail_first(table, row0, ids > MAX_ID,
-                f"id {{v}} is beyond the largest id supported ({MAX_ID})", ids)
+    fail_first(table, row0, ids != np.round(ids), "id {v} is not an integer", ids)
+    fail_first(table, row0, ids < 0, "id {v} is negative; ids must be >= 0", ids)
+    fail_first(table, row0, ids > MAX_ID,
+               f"id {{v}} is beyond the largest id supported ({MAX_ID})", ids)
     return ids.astype(np.int64)
 
 
-def _check_boxes(table: _Table, row0: int, values: NDArray[np.float64]) -> NDArray[np.float64]:
+def _check_boxes(table: Table, row0: int, values: NDArray[np.float64]) -> NDArray[np.float64]:
     """Check the x, y, width, height columns; return the boxes as 0-based xyxy."""
-    _fail_first(table, row0, values[:, 4] <= 0, "width {v} <= 0", values[:, 4])
-    _fail_first(table, row0, values[:, 5] <= 0, "height {v} <= 0", values[:, 5])
-    boxes = _to_xyxy(values)
+    fail_first(table, row0, values[:, 4] <= 0, "width {v} <= 0", values[:, 4])
+    fail_first(table, row0, values[:, 5] <= 0, "height {v} <= 0", values[:, 5])
+    boxes = file_boxes_to_xyxy(values)
     problem = box_problem(boxes)
     if problem is not None:
         r, what = problem
-        x, y, w, h = (_fmt(v) for v in values[r, 2:6])
+        x, y, w, h = (fmt_value(v) for v in values[r, 2:6])
         table.fail(row0 + r, f"box (x, y, width, height) = ({x}, {y}, {w}, {h}) {what}")
     return boxes
 
 
 def _check_unique(
-    table: _Table, frame: NDArray[np.int64], ids: NDArray[np.int64]
+    table: Table, frame: NDArray[np.int64], ids: NDArray[np.int64]
 ) -> None:
-    dup = _first_duplicate(frame, ids)
+    dup = first_duplicate(frame, ids)
     if dup is not None:
         first, second = dup
         table.fail(second, f"id {ids[second]} appears twice in frame {frame[second]} "
                            f"(also on line {first + 1})")
-
-
-def _to_xyxy(values: NDArray[np.float64], first: int = 2) -> NDArray[np.float64]:
-    """The x, y, width, height columns (1-based tlwh) from ``first`` on as 0-based xyxy boxes.
-
-    The one conversion of file boxes: the writer checks its text with it too.
-    """
-    boxes = np.empty((len(values), 4))
-    boxes[:, :2] = values[:, first:first + 2] - 1.0  # 1-based file pixels -> 0-based
-    boxes[:, 2:] = boxes[:, :2] + values[:, first + 2:first + 4]
-    return boxes
-
-
-def _f8(*shape: int) -> tuple[np.dtype, tuple[int, ...]]:
-    return np.dtype(np.float64), shape
-
-
-def _i8(*shape: int) -> tuple[np.dtype, tuple[int, ...]]:
-    return np.dtype(np.int64), shape
 
 
 def read_detections(
@@ -574,12 +167,12 @@ def read_detections(
     path = Path(path)
     if min_confidence is not None and not _finite_number(min_confidence):
         raise InputError(f"min_confidence must be a finite number, got {min_confidence!r}")
-    table = _Table(path, {7: DET_COLUMNS[:7], 10: DET_COLUMNS})
-    out = _Columns(_count_lines(path), frame=_i8(), boxes=_f8(4), scores=_f8())
+    table = Table(path, {7: DET_COLUMNS[:7], 10: DET_COLUMNS})
+    out = Columns(count_lines(path), frame=i8(), boxes=f8(4), scores=f8())
     for row0, values in table:
         frame = _check_frames(table, row0, values, max_frame)
-        _fail_first(table, row0, values[:, 1] != -1,
-                    "id column is {v}; a detection file has -1 there", values[:, 1])
+        fail_first(table, row0, values[:, 1] != -1,
+                   "id column is {v}; a detection file has -1 there", values[:, 1])
         boxes = _check_boxes(table, row0, values)
         scores = values[:, 6]
         if min_confidence is not None:
@@ -611,23 +204,23 @@ def read_ground_truth(path: str | Path, max_frame: int | None = None) -> GroundT
             message names ``path:line``.
     """
     path = Path(path)
-    table = _Table(path, {9: GT17_COLUMNS, 10: GT15_COLUMNS})
-    out = _Columns(_count_lines(path), frame=_i8(), ids=_i8(), boxes=_f8(4), flag=_i8(),
-                   class_id=_i8(), visibility=_f8())
+    table = Table(path, {9: GT17_COLUMNS, 10: GT15_COLUMNS})
+    out = Columns(count_lines(path), frame=i8(), ids=i8(), boxes=f8(4), flag=i8(),
+                   class_id=i8(), visibility=f8())
     for row0, values in table:
         frame = _check_frames(table, row0, values, max_frame)
         ids = _check_ids(table, row0, values)
         boxes = _check_boxes(table, row0, values)
         flag = values[:, 6]
-        _fail_first(table, row0, (flag != 0) & (flag != 1),
-                    f"{table.names[6]} (consider flag) is {{v}}; expected 0 or 1", flag)
+        fail_first(table, row0, (flag != 0) & (flag != 1),
+                   f"{table.names[6]} (consider flag) is {{v}}; expected 0 or 1", flag)
         if table.n_cols == 9:
             cls = values[:, 7]
-            _fail_first(table, row0, ~np.isin(cls, VALID_CLASSES),
-                        "class {v} is not a MOTChallenge class id (1..13)", cls)
+            fail_first(table, row0, ~np.isin(cls, VALID_CLASSES),
+                       "class {v} is not a MOTChallenge class id (1..13)", cls)
             vis = values[:, 8]
-            _fail_first(table, row0, (vis < 0) | (vis > 1), "visibility {v} is not in [0, 1]",
-                        vis)
+            fail_first(table, row0, (vis < 0) | (vis > 1), "visibility {v} is not in [0, 1]",
+                       vis)
         else:
             cls, vis = -1, np.nan
         out.append(frame=frame, ids=ids, boxes=boxes, flag=flag, class_id=cls, visibility=vis)
@@ -652,8 +245,8 @@ def read_results(path: str | Path, max_frame: int | None = None) -> TrackResults
             message names ``path:line``.
     """
     path = Path(path)
-    table = _Table(path, {7: RESULT_COLUMNS[:7], 10: RESULT_COLUMNS})
-    out = _Columns(_count_lines(path), frame=_i8(), ids=_i8(), boxes=_f8(4), scores=_f8())
+    table = Table(path, {7: RESULT_COLUMNS[:7], 10: RESULT_COLUMNS})
+    out = Columns(count_lines(path), frame=i8(), ids=i8(), boxes=f8(4), scores=f8())
     for row0, values in table:
         out.append(frame=_check_frames(table, row0, values, max_frame),
                    ids=_check_ids(table, row0, values),
@@ -685,7 +278,7 @@ def _box_texts(tlwh: NDArray[np.float64]) -> list[list[str]]:
     if not texts:
         return texts
     back = np.array(texts, dtype=np.float64)
-    for i in np.flatnonzero(~box_ok(_to_xyxy(back, 0))).tolist():
+    for i in np.flatnonzero(~box_ok(file_boxes_to_xyxy(back, 0))).tolist():
         texts[i] = _exact_box_texts(*tlwh[i].tolist())
     return texts
 
@@ -695,7 +288,7 @@ def _exact_box_texts(x: float, y: float, w: float, h: float) -> list[str]:
     for _ in range(64):
         texts = [repr(float(v)) for v in (x, y, *size)]
         back = np.array([texts], dtype=np.float64)
-        box = _to_xyxy(back, 0)
+        box = file_boxes_to_xyxy(back, 0)
         if box_ok(box).all():
             return texts
         for k in (0, 1):  # x then y: nudge the size by one step of the far edge's spacing
