@@ -1,62 +1,18 @@
 """torchvision backbones that turn a batch of frames and its boxes into RoI feature maps.
 
-Backbones (``AppearanceConfig.backbone``) and their layers (``AppearanceConfig.layer``):
-
-==============================  =========================================  ====  =====
-backbone                        layer (default first)                      C     stride
-==============================  =========================================  ====  =====
-``mobilenet_v2``                ``stride32`` = ``features.18`` (1x1 conv)  1280  32
-                                ``stride16`` = ``features.13``             96    16
-                                ``stride8``  = ``features.6``              32    8
-                                ``stride4``  = ``features.3``              24    4
-``resnet50``, ``resnet101``     ``layer4`` (C5)                            2048  32
-                                ``layer3`` (C4), ``layer2``, ``layer1``    1024  16 ...
-``resnet50_c4``,                ``c4``: RoIAlign on layer3 to 2R x 2R,     2048  16
-``resnet101_c4``                then layer4 on each RoI -> R x R (the
-                                classic Faster R-CNN C4 head)
-``fasterrcnn_resnet50_fpn``,    ``fpn``: the detector's own                256   4 / 32
-``fasterrcnn_mobilenet_v3_``    MultiScaleRoIAlign over its FPN levels
-``large_fpn``                   (stride = the finest level's)
-``osnet_x0_25``, ``osnet_x1_0`` ``conv5`` (1x1 conv, the last map)         128/  16
-(OSNet re-ID, Zhou et al.                                                  512
-2019; channels x0.25 / x1.0)    ``conv4``, ``conv3`` (= ``stride16``)      ...   16
-                                ``conv2`` (= ``stride8``)                  64/   8
-                                                                           256
-                                ``head``: RoIAlign on conv5 to R x R,      512   16
-                                then OSNet's own global average pool +
-                                fc/BN/ReLU -> (N, 512, 1, 1) (``fc``)
-                                ``crops``: no RoIAlign; each box cropped,  512   -
-                                resized to 256x128 and run through the
-                                whole network (classic DeepSORT)
-==============================  =========================================  ====  =====
-
-``features.N`` names the output of ``torchvision.models.mobilenet_v2().features[N]``;
-``stride4``..``stride32`` (and ``c2``..``c5`` for ResNets) are accepted as aliases.
-
-OSNet (:mod:`deeptrack.appearance.osnet`) takes torchreid-style checkpoints
-(``conv1.conv.weight`` ... ``fc.0.weight``) strictly: every tensor of the
-network must be there with its shape and nothing else may be, except the
-training-time ``classifier.*``. Its ``head`` and ``crops`` layers give one
-512-d vector per box as a 1x1 map, so every pooling mode reduces to L2
-normalisation of OSNet's embedding. OSNet is trained on people about 256
-pixels tall: ``image_scale`` should bring the frame's people near that height
-(``configs/osnet_roi.yaml``).
-
-Weights are never fetched silently: :func:`read_weights` takes a local
-``state_dict`` file, a torchvision weights name (which downloads, and fails
-with :class:`~deeptrack.errors.WeightsError` offline), or ``None`` for random
-initialisation (tests). A file may hold only the convolutional part; every
-tensor the feature path needs must be present with the right shape, or a
-:class:`~deeptrack.errors.WeightsError` says which is missing.
+Which backbones and layers exist, and what each computes, is
+:mod:`deeptrack.appearance.backbone_specs` (:func:`resolve_spec`); how their
+weights are read and checked is :mod:`deeptrack.appearance.weights`
+(:func:`read_weights`, :func:`apply_weights`). This module builds the
+extractor for a spec (:func:`build_extractor`) and runs it: one trunk pass per
+batch of frames, one RoIAlign over all boxes (:class:`MapExtractor`), or the
+detector's own multi-scale RoIAlign (:class:`FasterRCNNExtractor`). Their
+names are importable from here too.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,17 +23,18 @@ from numpy.typing import NDArray
 from torch import nn
 from torchvision.ops import MultiScaleRoIAlign
 
-from deeptrack.appearance.digest import file_sha256
-from deeptrack.appearance.osnet import (
-    EMBEDDING_DIM,
-    INPUT_SIZE,
-    OSNET_LAYERS,
-    OSNET_WIDTHS,
-    OSNet,
-    check_osnet_state,
+from deeptrack.appearance.backbone_specs import (
+    BACKBONES,
+    FRCNN_MODELS,
+    MOBILENET_LAYERS,
+    RESNET_LAYERS,
+    BackboneSpec,
+    resolve_spec,
 )
+from deeptrack.appearance.osnet import INPUT_SIZE, OSNET_WIDTHS, OSNet, check_osnet_state
 from deeptrack.appearance.roi import boxes_to_rois, roi_align_maps, scale_boxes
-from deeptrack.errors import ConfigError, InputError, WeightsError
+from deeptrack.appearance.weights import apply_weights, read_weights
+from deeptrack.errors import ConfigError, InputError
 from deeptrack.types import ResizeMode
 
 __all__ = [
@@ -94,8 +51,6 @@ __all__ = [
     "resolve_spec",
 ]
 
-logger = logging.getLogger(__name__)
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -103,207 +58,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # (torchvision's defaults); AppearanceConfig.image_scale multiplies both.
 FRCNN_MIN_SIZE = 800
 FRCNN_MAX_SIZE = 1333
-
-_MOBILENET_LAYERS = {  # name: (number of features[] blocks kept, channels, stride)
-    "stride4": (4, 24, 4),
-    "stride8": (7, 32, 8),
-    "stride16": (14, 96, 16),
-    "stride32": (19, 1280, 32),
-}
-_MOBILENET_ALIASES = {"features.3": "stride4", "features.6": "stride8",
-                      "features.13": "stride16", "features.18": "stride32"}
-_RESNET_LAYERS = {  # name: (index of the last residual stage kept, channels, stride)
-    "layer1": (1, 256, 4), "layer2": (2, 512, 8), "layer3": (3, 1024, 16), "layer4": (4, 2048, 32),
-}
-_RESNET_ALIASES = {"c2": "layer1", "c3": "layer2", "c4": "layer3", "c5": "layer4",
-                   "stride4": "layer1", "stride8": "layer2", "stride16": "layer3",
-                   "stride32": "layer4"}
-# OSNet: layers (OSNET_LAYERS) plus the two that end in its embedding head.
-_OSNET_LAYERS = {**OSNET_LAYERS, "head": None, "crops": None}
-_OSNET_ALIASES = {"stride8": "conv2", "stride16": "conv5", "fc": "head"}
-_FRCNN = {  # name: (torchvision builder, stride of the finest FPN level)
-    "fasterrcnn_resnet50_fpn": ("fasterrcnn_resnet50_fpn", 4),
-    "fasterrcnn_mobilenet_v3_large_fpn": ("fasterrcnn_mobilenet_v3_large_fpn", 32),
-}
-
-#: Every backbone name :func:`resolve_spec` knows.
-BACKBONES = (
-    "mobilenet_v2", "resnet50", "resnet101", "resnet50_c4", "resnet101_c4", *_FRCNN,
-    *OSNET_WIDTHS,
-)
-
-_TORCHVISION_WEIGHTS = re.compile(r"[A-Za-z][A-Za-z0-9_]*_Weights\.[A-Za-z0-9_]+")
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What a backbone/layer choice computes.
-
-    Attributes:
-        backbone: the backbone name.
-        layer: the canonical layer name.
-        kind: ``map`` (RoIAlign on one map), ``c4`` (RoIAlign, then layer4 per
-            RoI), ``fpn`` (the detector's multi-scale RoIAlign), ``head``
-            (RoIAlign, then OSNet's embedding head per RoI) or ``crops``
-            (whole network per resized crop, no RoIAlign).
-        out_channels: C of the (N, C, R, R) RoI maps.
-        stride: pixels per cell of the map RoIs are pooled from (the finest
-            level for ``fpn``).
-        roi_size: R, side of the output RoI maps (1 for ``head``, ``crops``).
-        align_size: side of the RoIAlign output (2R for ``c4``, the configured
-            ``roi_size`` for ``head``, else R).
-    """
-
-    backbone: str
-    layer: str
-    kind: str
-    out_channels: int
-    stride: int
-    roi_size: int
-    align_size: int
-
-
-def _pick_layer(backbone: str, layer: str | None, valid: Mapping[str, Any],
-                aliases: Mapping[str, str], default: str) -> str:
-    if layer is None:
-        return default
-    name = aliases.get(str(layer).lower(), str(layer).lower())
-    if name not in valid:
-        names = ", ".join([*valid, *aliases])
-        raise ConfigError(f"config key 'layer' = {layer!r} is not a layer of {backbone}; "
-                          f"expected one of: {names}")
-    return name
-
-
-def resolve_spec(backbone: str, layer: str | None = None, roi_size: int = 7) -> BackboneSpec:
-    """Resolve a backbone name and layer (None = default) to its :class:`BackboneSpec`.
-
-    Raises:
-        ConfigError: an unknown backbone or layer (the valid names are listed).
-    """
-    name = str(backbone).lower()
-    if name == "mobilenet_v2":
-        lay = _pick_layer(name, layer, _MOBILENET_LAYERS, _MOBILENET_ALIASES, "stride32")
-        _, ch, st = _MOBILENET_LAYERS[lay]
-        return BackboneSpec(name, lay, "map", ch, st, roi_size, roi_size)
-    if name in ("resnet50", "resnet101"):
-        lay = _pick_layer(name, layer, _RESNET_LAYERS, _RESNET_ALIASES, "layer4")
-        _, ch, st = _RESNET_LAYERS[lay]
-        return BackboneSpec(name, lay, "map", ch, st, roi_size, roi_size)
-    if name in ("resnet50_c4", "resnet101_c4"):
-        _pick_layer(name, layer, {"c4": None}, {"layer3": "c4"}, "c4")
-        return BackboneSpec(name, "c4", "c4", 2048, 16, roi_size, 2 * roi_size)
-    if name in _FRCNN:
-        _pick_layer(name, layer, {"fpn": None}, {}, "fpn")
-        return BackboneSpec(name, "fpn", "fpn", 256, _FRCNN[name][1], roi_size, roi_size)
-    if name in OSNET_WIDTHS:
-        lay = _pick_layer(name, layer, _OSNET_LAYERS, _OSNET_ALIASES, "conv5")
-        if lay in ("head", "crops"):  # one embedding per box, as a 1x1 map
-            return BackboneSpec(name, lay, lay, EMBEDDING_DIM, 16, 1, roi_size)
-        width, st = OSNET_LAYERS[lay]
-        return BackboneSpec(name, lay, "map", OSNET_WIDTHS[name][width], st, roi_size, roi_size)
-    raise ConfigError(f"config key 'backbone' = {backbone!r} is unknown; expected one of: "
-                      f"{', '.join(BACKBONES)}")
-
-
-# ---------------------------------------------------------------- weights
-
-
-def _as_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
-    if isinstance(obj, Mapping) and len(obj) == 1:
-        (only,) = obj.values()
-        if next(iter(obj)) in ("state_dict", "model") and isinstance(only, Mapping):
-            obj = only  # a checkpoint that wraps its state_dict
-    if not isinstance(obj, Mapping) or not obj:
-        raise WeightsError(f"{source} does not hold a state_dict (a mapping of names to "
-                           f"tensors); got {type(obj).__name__}")
-    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise WeightsError(f"{source} is not a plain state_dict: entry {bad[0]!r} is not a tensor")
-    return dict(obj)
-
-
-def read_weights(weights: str | None) -> tuple[dict[str, torch.Tensor] | None, str]:
-    """Read weights named in ``AppearanceConfig.weights``.
-
-    Args:
-        weights: a local file holding a ``state_dict`` (read with
-            ``torch.load(weights_only=True)``), a torchvision weights name such
-            as ``"MobileNet_V2_Weights.IMAGENET1K_V1"`` (downloaded by
-            torchvision, so it needs the internet or torch's hub cache), or
-            None for random initialisation.
-
-    Returns:
-        ``(state_dict or None, identity)``; ``identity`` goes into the cache
-        key: ``sha256:<hex>`` of the file, ``torchvision:<resolved name>``, or
-        ``random`` for None.
-
-    Raises:
-        WeightsError: a missing or unreadable file (naming its path), an
-            unknown torchvision name, or a download that failed.
-    """
-    if weights is None:
-        return None, "random"
-    path = Path(weights).expanduser()
-    if path.is_file():
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
-            raise WeightsError(f"cannot read weights file {path}: {e}") from None
-        return _as_state_dict(obj, f"weights file {path}"), f"sha256:{file_sha256(path)}"
-    if path.exists():
-        raise WeightsError(f"weights path {path} is not a file")
-    if not _TORCHVISION_WEIGHTS.fullmatch(str(weights)):
-        raise WeightsError(f"weights file not found: {path} (give a state_dict file, a "
-                           f"torchvision weights name like ResNet50_Weights.DEFAULT, or null)")
-    try:
-        enum = torchvision.models.get_weight(str(weights))
-    except (ValueError, KeyError, AttributeError) as e:
-        raise WeightsError(f"unknown torchvision weights name {weights!r}: {e}") from None
-    try:
-        state = enum.get_state_dict(progress=False, check_hash=True)
-    except Exception as e:  # noqa: BLE001 - URLError, OSError, RuntimeError (hash) ...
-        raise WeightsError(
-            f"could not get torchvision weights {enum} ({type(e).__name__}: {e}); without "
-            f"internet access, download the file elsewhere and pass its local path as weights"
-        ) from None
-    return _as_state_dict(state, f"torchvision weights {enum}"), f"torchvision:{enum}"
-
-
-def apply_weights(
-    model: nn.Module, state: Mapping[str, torch.Tensor], needed_prefixes: Sequence[str],
-    source: str,
-) -> None:
-    """Load ``state`` into ``model``, insisting on every tensor the feature path needs.
-
-    Tensors outside ``needed_prefixes`` (e.g. a classifier) may be absent; a
-    needed one that is absent or has the wrong shape is an error, so a model
-    never runs half-random.
-
-    Raises:
-        WeightsError: naming the missing or mismatched keys.
-    """
-    own = model.state_dict()
-    prefixes = tuple(needed_prefixes)
-    needed = [k for k in own if k.startswith(prefixes) and not k.endswith("num_batches_tracked")]
-    missing = [k for k in needed if k not in state]
-    if missing:
-        raise WeightsError(
-            f"{source} lacks {len(missing)} of the {len(needed)} tensors the feature path needs "
-            f"(first: {', '.join(missing[:3])}); is it a {type(model).__name__} state_dict with "
-            f"torchvision's key names?"
-        )
-    for k in needed:
-        if tuple(state[k].shape) != tuple(own[k].shape):
-            raise WeightsError(f"{source}: tensor {k} has shape {tuple(state[k].shape)}, "
-                               f"the model needs {tuple(own[k].shape)}")
-    extra = [k for k in state if k not in own]
-    if extra:
-        logger.warning("%s: %d tensors do not belong to the model and are ignored (first: %s)",
-                       source, len(extra), extra[0])
-    load = {k: v for k, v in state.items()
-            if k in own and k.startswith(prefixes) and v.shape == own[k].shape}
-    model.load_state_dict(load, strict=False)
 
 
 # ---------------------------------------------------------------- extractors
@@ -541,7 +295,7 @@ def _images_to_tensor_list(images: Sequence[NDArray[np.uint8]], device: torch.de
 def _build_mobilenet(spec: BackboneSpec, state: Mapping | None, source: str,
                      image_scale: float) -> MapExtractor:
     model = torchvision.models.mobilenet_v2(weights=None)
-    n_blocks = _MOBILENET_LAYERS[spec.layer][0]
+    n_blocks = MOBILENET_LAYERS[spec.layer][0]
     if state is not None:
         apply_weights(model, state, [f"features.{i}." for i in range(n_blocks)], source)
     return MapExtractor(model.features[:n_blocks], None, spec, image_scale)
@@ -551,7 +305,7 @@ def _build_resnet(spec: BackboneSpec, state: Mapping | None, source: str,
                   image_scale: float) -> MapExtractor:
     arch = spec.backbone.removesuffix("_c4")
     model = getattr(torchvision.models, arch)(weights=None)
-    last = 4 if spec.kind == "c4" else _RESNET_LAYERS[spec.layer][0]
+    last = 4 if spec.kind == "c4" else RESNET_LAYERS[spec.layer][0]
     stages = [f"layer{i}" for i in range(1, last + 1)]
     if state is not None:
         apply_weights(model, state, ["conv1.", "bn1.", *(s + "." for s in stages)], source)
@@ -565,7 +319,7 @@ def _build_resnet(spec: BackboneSpec, state: Mapping | None, source: str,
 
 def _build_fasterrcnn(spec: BackboneSpec, state: Mapping | None, source: str,
                       image_scale: float) -> FasterRCNNExtractor:
-    builder = getattr(torchvision.models.detection, _FRCNN[spec.backbone][0])
+    builder = getattr(torchvision.models.detection, FRCNN_MODELS[spec.backbone][0])
     num_classes = 91  # COCO, torchvision's default
     if state is not None and "roi_heads.box_predictor.cls_score.weight" in state:
         num_classes = int(state["roi_heads.box_predictor.cls_score.weight"].shape[0])
@@ -618,5 +372,3 @@ def build_extractor(
         ext.resize = ResizeMode(resize)
         ext = ext.to(memory_format=torch.channels_last)
     return ext.eval(), ident
-
-
