@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 
 import torch
 import torchvision
+from hostinfo import cpu_model
 from PIL import Image
 
 from deeptrack.appearance.embedder import FasterRCNNDetector, RoIEmbedder
@@ -98,17 +99,6 @@ def synthetic_frames(n: int, n_boxes: int, rng: np.random.Generator):
         y = rng.uniform(0, HEIGHT - h)
         boxes.append(np.stack([x, y, x + w, y + h], axis=1))
     return frames, boxes, f"synthetic random {WIDTH}x{HEIGHT} frames and boxes"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def sync(device: str) -> None:

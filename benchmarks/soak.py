@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from hostinfo import cpu_model
 
 from deeptrack import Tracker, TrackerConfig, __version__
 from deeptrack.synthetic import iter_scene
@@ -103,14 +104,7 @@ def flatness(samples: list, index: int, frames: int) -> float | None:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "deeptrack": __version__, "platform": platform.platform(),
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
