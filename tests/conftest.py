@@ -42,3 +42,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def split(tmp_path) -> Path:
+    """A split folder of two tiny sequences (SEQ-01, SEQ-02) for the command-line tests."""
+    from cli_support import make_sequence
+
+    root = tmp_path / "train"
+    make_sequence(root, "SEQ-01")
+    make_sequence(root, "SEQ-02", seed=1)
+    return root

@@ -19,26 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import make_sequence
+from cli_support import run
 
-from deeptrack.cli import main
 from deeptrack.io import mot, resultset
 
 TESTS = Path(__file__).resolve().parent
-
-
-@pytest.fixture()
-def split(tmp_path):
-    root = tmp_path / "train"
-    make_sequence(root, "SEQ-01")
-    make_sequence(root, "SEQ-02", seed=1)
-    return root
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def one_line(err: str) -> str:

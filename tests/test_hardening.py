@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from test_cli import make_sequence
+from cli_support import make_sequence
 
 from deeptrack import Tracker, TrackerConfig
 from deeptrack.appearance.cache import DEFAULT_MAX_BYTES, FeatureCache, default_max_bytes
