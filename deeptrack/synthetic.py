@@ -11,9 +11,11 @@ seeded by the caller: the same arguments give the same scene.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -61,56 +63,31 @@ def _unit(x: NDArray) -> NDArray[np.float32]:
 
 
 def make_scene(
-    n_objects: int = 10,
-    n_frames: int = 200,
-    *,
-    seed: int = 0,
-    width: int = 1920,
-    height: int = 1080,
-    frame_rate: float = 30.0,
-    embedding_dim: int = 128,
-    appearance_noise: float = 0.3,
-    box_jitter: float = 0.02,
-    speed: float = 4.0,
-    accel_noise: float = 0.05,
-    p_miss: float = 0.05,
-    p_occlusion: float = 0.005,
-    occlusion_frames: tuple[int, int] = (3, 10),
-    fp_per_frame: float = 0.5,
-    empty_frames: tuple[int, ...] = (),
+    n_objects: int = 10, n_frames: int = 200, *, frame_rate: float = 30.0, **options: Any
 ) -> SyntheticScene:
     """Generate a scene with ``n_objects`` objects in view at all times.
 
     Args:
         n_objects: objects in view in every frame.
         n_frames: frames in the scene.
-        seed: seed of the scene's ``np.random.Generator``.
-        width, height: image size in pixels.
         frame_rate: frames per second the scene claims.
-        embedding_dim: dimension D of the appearance vectors.
-        appearance_noise: norm of the per-frame noise added to an identity's
-            unit vector (0.3 gives cosine distances of about 0.04 within an
-            identity; distinct identities are about 1 apart).
-        box_jitter: detection box noise, as a fraction of the box size.
-        speed: typical speed, pixels per frame.
-        accel_noise: velocity random walk, pixels per frame per frame.
-        p_miss: probability that a visible object is not detected in a frame.
-        p_occlusion: per object and frame, probability that an occlusion gap begins.
-        occlusion_frames: (min, max) length of an occlusion gap, in frames.
-        fp_per_frame: mean number of false positives per frame (Poisson).
-        empty_frames: 0-based frames with no detections at all.
+        **options: the keyword arguments of :func:`iter_scene` (seed, image
+            size, noise, misses, occlusions, false positives), with its defaults.
 
     Returns:
         The scene.
+
+    Raises:
+        InputError: a negative count, a non-finite or out-of-range parameter.
+        TypeError: an option :func:`iter_scene` does not take.
     """
-    frames = list(iter_scene(
-        n_objects, n_frames, seed=seed, width=width, height=height, embedding_dim=embedding_dim,
-        appearance_noise=appearance_noise, box_jitter=box_jitter, speed=speed,
-        accel_noise=accel_noise, p_miss=p_miss, p_occlusion=p_occlusion,
-        occlusion_frames=occlusion_frames, fp_per_frame=fp_per_frame, empty_frames=empty_frames,
-    ))
+    frames = list(iter_scene(n_objects, n_frames, **options))
     _check_number("frame_rate", frame_rate, low=0.0)
-    return SyntheticScene(frames, width, height, frame_rate, embedding_dim)
+    # iter_scene's signature is the one list of options and their defaults
+    given = inspect.signature(iter_scene).bind(n_objects, n_frames, **options)
+    given.apply_defaults()
+    opts = given.arguments
+    return SyntheticScene(frames, opts["width"], opts["height"], frame_rate, opts["embedding_dim"])
 
 
 def iter_scene(
@@ -131,10 +108,31 @@ def iter_scene(
     fp_per_frame: float = 0.5,
     empty_frames: tuple[int, ...] = (),
 ) -> Iterator[SyntheticFrame]:
-    """Yield the frames of :func:`make_scene`'s scene one at a time, holding none of them.
+    """Yield the frames of a scene one at a time, holding none of them.
 
-    The same arguments (``frame_rate`` aside) give the same frames as ``make_scene``;
-    a scene of any length costs the memory of one frame (``benchmarks/soak.py``).
+    :func:`make_scene` with the same arguments holds the same frames; a scene of
+    any length costs the memory of one frame here (``benchmarks/soak.py``).
+
+    Args:
+        n_objects: objects in view in every frame.
+        n_frames: frames in the scene.
+        seed: seed of the scene's ``np.random.Generator``.
+        width, height: image size in pixels.
+        embedding_dim: dimension D of the appearance vectors.
+        appearance_noise: norm of the per-frame noise added to an identity's
+            unit vector (0.3 gives cosine distances of about 0.04 within an
+            identity; distinct identities are about 1 apart).
+        box_jitter: detection box noise, as a fraction of the box size.
+        speed: typical speed, pixels per frame.
+        accel_noise: velocity random walk, pixels per frame per frame.
+        p_miss: probability that a visible object is not detected in a frame.
+        p_occlusion: per object and frame, probability that an occlusion gap begins.
+        occlusion_frames: (min, max) length of an occlusion gap, in frames.
+        fp_per_frame: mean number of false positives per frame (Poisson).
+        empty_frames: 0-based frames with no detections at all.
+
+    Yields:
+        One :class:`SyntheticFrame` per frame.
 
     Raises:
         InputError: a negative count, a non-finite or out-of-range parameter.
