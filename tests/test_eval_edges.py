@@ -275,3 +275,68 @@ def test_ground_truth_and_results_in_disjoint_frames(tmp_path):
     np.testing.assert_array_equal(m.hota.fn, [1] * 19)
     np.testing.assert_array_equal(m.hota.fp, [1] * 19)
     assert (m.hota.hota, m.hota.ass_a_mean, m.hota.loc_a_mean) == (0.0, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------ duck-typed inputs
+
+
+def _gt(**kw):
+    base = {"frame": np.array([1, 2]), "track_id": np.array([1, 1]),
+                "boxes": np.array([[0, 0, 10, 10], [0, 0, 10, 10.0]]), "flag": np.array([1, 1]),
+                "class_id": np.array([1, 1])}
+    return SimpleNamespace(**{**base, **kw})
+
+
+def _res(**kw):
+    base = {"frame": np.array([1, 2]), "track_id": np.array([5, 5]),
+                "boxes": np.array([[0, 0, 10, 10], [0, 0, 10, 10.0]])}
+    return SimpleNamespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize(("gt", "res", "message"), [
+    (_gt(track_id=np.array([1.0, 1.5])), _res(), r"^gt\.track_id must hold integers$"),
+    (_gt(frame=np.array([1.0, np.nan])), _res(), r"^gt\.frame must hold integers$"),
+    (_gt(flag=np.array([1])), _res(), r"^gt\.flag must have shape \(2,\), got \(1,\)$"),
+    (_gt(class_id=np.array([1, 1, 1])), _res(), r"^gt\.class_id must have shape \(2,\)"),
+    (_gt(frame=np.array([[1, 2]])), _res(), r"^gt\.frame must have shape \(N,\), got \(1, 2\)$"),
+    (_gt(track_id=np.array(["a", "b"])), _res(), r"^gt\.track_id must be numeric, got dtype"),
+    (_gt(boxes=np.array([[0, 0, 10, 10.0]])), _res(), r"^gt\.boxes has 1 rows but gt\.frame has 2$"),
+    (_gt(), _res(track_id=np.array([5.0, 5.25])), r"^results\.track_id must hold integers$"),
+    (_gt(), _res(frame=np.array([1.5, 2])), r"^results\.frame must hold integers$"),
+    (_gt(), _res(boxes=np.zeros((3, 4))), r"^results\.boxes has 3 rows but results\.frame has 2$"),
+    (_gt(), _res(boxes=np.array([[0, 0, 10, 10], [0, 0, np.inf, 10]])),
+     r"^results\.boxes contains NaN or inf$"),
+    # a repeat in the second frame (the first is not the only one checked)
+    (_gt(frame=np.array([1, 2, 2]), track_id=np.array([1, 1, 1]), boxes=np.zeros((3, 4)) + [0, 0, 1, 1],
+         flag=np.ones(3, int), class_id=np.ones(3, int)), _res(),
+     r"^ground-truth id 1 appears twice in frame 2$"),
+    (_gt(), _res(frame=np.array([1, 2, 2]), track_id=np.array([5, 5, 5]),
+                 boxes=np.zeros((3, 4)) + [0, 0, 1, 1]), r"^result id 5 appears twice in frame 2$"),
+])
+def test_prepare_sequence_names_the_bad_column(gt, res, message):
+    from deeptrack.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        prepare_sequence(gt, res, Benchmark.MOT17)
+
+
+def test_prepare_sequence_accepts_integral_floats():
+    p = prepare_sequence(_gt(frame=np.array([1.0, 2.0]), track_id=np.array([7.0, 7.0])),
+                         _res(track_id=np.array([5.0, 5.0])), Benchmark.MOT17)
+    assert (p.n_gt_dets, p.n_res_dets, p.n_gt_ids, p.n_res_ids) == (2, 2, 1, 1)
+    empty = prepare_sequence(_gt(frame=np.zeros(0), track_id=np.zeros(0), boxes=np.zeros((0, 4)),
+                                 flag=np.zeros(0), class_id=np.zeros(0)), _res(), Benchmark.MOT17)
+    assert (empty.n_gt_dets, empty.n_res_dets) == (0, 2)
+
+
+def test_evaluate_infers_each_sequence_benchmark_from_its_path(tmp_path):
+    # A non-motorised vehicle (class 6) is a distractor on MOT20 only: the result on it
+    # is removed when the sequence's path names MOT20, a false positive otherwise.
+    gt, res = load(tmp_path, [ped(1, 1, W()), ped(1, 2, W(x=101), cls=6, flag=0)],
+                   [[1, 1, *W()], [1, 2, *W(x=101)]])
+    report = evaluate([SimpleNamespace(name="A", path=tmp_path / "MOT20" / "train" / "MOT20-01",
+                                       gt=gt, results=res),
+                       SimpleNamespace(name="B", path=tmp_path / "mine" / "seq", gt=gt,
+                                       results=res)])
+    assert (report["A"].benchmark, report["A"].clear.fp) == ("MOT20", 0)
+    assert (report["B"].benchmark, report["B"].clear.fp) == ("MOT17", 1)
