@@ -301,6 +301,11 @@ def _res(**kw):
     (_gt(frame=np.array([[1, 2]])), _res(), r"^gt\.frame must have shape \(N,\), got \(1, 2\)$"),
     (_gt(track_id=np.array(["a", "b"])), _res(), r"^gt\.track_id must be numeric, got dtype"),
     (_gt(boxes=np.array([[0, 0, 10, 10.0]])), _res(), r"^gt\.boxes has 1 rows but gt\.frame has 2$"),
+    (_gt(boxes=np.array([[0, 0, 10, 10], [5, 0, 5, 10.0]])), _res(),
+     r"^gt\.boxes\[1\] has zero or negative width/height"),
+    (_gt(track_id=np.array([1])), _res(), r"^gt\.track_id must have shape \(2,\), got \(1,\)$"),
+    (_gt(), _res(track_id=np.array([5, 5, 5])),
+     r"^results\.track_id must have shape \(2,\), got \(3,\)$"),
     (_gt(), _res(track_id=np.array([5.0, 5.25])), r"^results\.track_id must hold integers$"),
     (_gt(), _res(frame=np.array([1.5, 2])), r"^results\.frame must hold integers$"),
     (_gt(), _res(boxes=np.zeros((3, 4))), r"^results\.boxes has 3 rows but results\.frame has 2$"),
@@ -340,3 +345,13 @@ def test_evaluate_infers_each_sequence_benchmark_from_its_path(tmp_path):
                                        results=res)])
     assert (report["A"].benchmark, report["A"].clear.fp) == ("MOT20", 0)
     assert (report["B"].benchmark, report["B"].clear.fp) == ("MOT17", 1)
+
+
+def test_infer_benchmark_conflict_message_in_full():
+    from deeptrack.eval import infer_benchmark
+
+    with pytest.raises(ValueError) as info:
+        infer_benchmark("/data/MOT20/train/MOT20-01", 10)
+    assert str(info.value) == (
+        "/data/MOT20/train/MOT20-01 looks like MOT20 but its ground truth has the 10-column "
+        "MOT15 layout (no class column); pass the benchmark explicitly")
