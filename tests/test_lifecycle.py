@@ -179,3 +179,14 @@ def test_score_filter_off_tracks_every_detection():
     tr.update(*frame(100, 300, scores=[-5.0, 1e6]))
     out = tr.update(*frame(100, 300, scores=[-5.0, 1e6]))
     assert out.det_index.tolist() == [0, 1]
+
+
+def test_a_dead_tracks_gallery_slot_is_handed_back_and_reused():
+    # Slot 0 included: a "slot > 0" check when freeing would leak it.
+    tr = Tracker(TrackerConfig(n_init=3))
+    tr.update(*frame(100), E[:1])  # tentative, slot 0
+    tr.update(*frame())  # dies at its first miss
+    assert tr.tracks == []
+    tr.update(*frame(500), E[1:2])
+    assert tr._tracks.slot.tolist() == [0]
+    assert len(tr._gallery._count) == 8  # no new storage for the reborn slot
