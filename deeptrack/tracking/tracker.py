@@ -414,8 +414,9 @@ class Tracker:
         rows = np.flatnonzero(show)
         if len(rows) == 0:
             return TrackOutput.empty()
-        # Rows are in creation order, and every track is confirmed exactly n_init frames
-        # after its creation (a tentative track dies at its first miss), ids being given
-        # in row order: confirmed rows are already sorted by id (a test checks this).
+        # Rows are in creation order, and every track is confirmed the same number of frames
+        # after its creation (max(n_init, 2): a tentative track dies at its first miss and is
+        # confirmed on a match), ids being given in row order: confirmed rows are already
+        # sorted by id (a test checks this).
         return TrackOutput(t.track_id[rows], xyah_to_xyxy(t.mean[rows, :4]), t.score[rows],
                            t.det_index[rows])
