@@ -43,9 +43,10 @@ def osnet_pth(weights_root) -> Path:
 @pytest.fixture(scope="module")
 def random_x0_25_file(tmp_path_factory) -> Path:
     """A random OSNet x0.25 saved with torchreid's key names, plus a classifier as they carry."""
-    torch.manual_seed(0)
-    state = OSNet(OSNET_WIDTHS["osnet_x0_25"]).state_dict()
-    state["classifier.weight"] = torch.randn(7, 512)
+    with torch.random.fork_rng():  # seeded, without touching the session's global RNG
+        torch.manual_seed(0)
+        state = OSNet(OSNET_WIDTHS["osnet_x0_25"]).state_dict()
+        state["classifier.weight"] = torch.randn(7, 512)
     state["classifier.bias"] = torch.zeros(7)
     path = tmp_path_factory.mktemp("weights") / "osnet_random.pth"
     torch.save(state, path)
@@ -177,18 +178,18 @@ def test_weights_load_through_the_user_path(weights, request, random_x0_25_file)
 
 
 def test_batchnorm_folding_keeps_the_function():
-    torch.manual_seed(1)
-    net = OSNet(OSNET_WIDTHS["osnet_x0_25"])
-    with torch.no_grad():  # BN statistics far from the identity, as trained ones are
-        for m in net.modules():
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(1)
+        net = OSNet(OSNET_WIDTHS["osnet_x0_25"])
+        for m in net.modules():  # BN statistics far from the identity, as trained ones are
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-1, 1)
                 m.running_var.uniform_(0.5, 2)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.5, 0.5)
+        x = torch.randn(2, 3, 256, 128)
     with pytest.raises(RuntimeError, match="eval mode"):
         net.fuse_batchnorm_()
-    x = torch.randn(2, 3, 256, 128)
     with torch.inference_mode():
         before = net.eval()(x)
         after = net.fuse_batchnorm_()(x)

@@ -25,9 +25,10 @@ An OS block (the paper's Fig. 4): a 1x1 conv (+BN+ReLU) reduces the input to
 1x1 conv, then depthwise 3x3 conv, BN, ReLU) see receptive fields of growing
 size; one aggregation gate, shared by the four streams, weighs each stream's
 output channel-wise (global average pool -> 1x1 conv to 1/16 of the
-bottleneck width -> ReLU -> 1x1 conv back -> sigmoid) and the weighted streams are summed; a 1x1 conv
-(+BN, no ReLU) expands back to ``c``; the input (through a 1x1 conv + BN when
-the width changes) is added and a ReLU closes the block. No instance
+bottleneck width -> ReLU -> 1x1 conv back -> sigmoid) and the weighted streams
+are summed; a 1x1 conv (+BN, no ReLU) expands back to ``c``; the input
+(through a 1x1 conv + BN when the width changes) is added and a ReLU closes
+the block. No instance
 normalisation is used (the checkpoints have none).
 
 The training-time identity classifier (``classifier.*``) is not part of this
@@ -220,8 +221,9 @@ class OSNet(nn.Module):
         """Fold each BatchNorm2d into the conv before it, in place; for inference only.
 
         The folded network computes the same function (to float rounding,
-        tests/test_osnet.py) with 80 fewer passes over the activations: 1.3x
-        faster on the CPU (bench_osnet.py, "BatchNorm folding"). Its
+        tests/test_osnet.py) with 80 fewer passes over the activations: 1.2x
+        faster on the CPU (benchmarks/results/bench_osnet.md, "BatchNorm
+        folding"). Its
         ``state_dict`` no longer has the checkpoints' layout, so load weights
         first. The ``fc`` head's BatchNorm1d is left as it is (one row per box).
 
