@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -56,6 +55,7 @@ sys.path.insert(0, str(REPO))
 
 import torch
 import torch.nn.functional as F
+from hostinfo import cpu_model, uptime
 from PIL import Image
 
 from deeptrack.appearance.backbone import IMAGENET_MEAN, IMAGENET_STD
@@ -391,25 +391,6 @@ def bench_separation(weights: str, data: Path, n_frames: int, window: int) -> di
             res["auc"][k] = round(roc_auc(d[same], d[diff]), 4)
         out[name] = res
     return out
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "load average: " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def render(res: dict) -> str:
