@@ -18,6 +18,7 @@ from typing import Any
 
 from deeptrack.errors import ConfigError
 from deeptrack.types import (
+    AppearanceEvidence,
     AppearanceMemory,
     AssociationMode,
     KalmanEngine,
@@ -84,7 +85,22 @@ class TrackerConfig:
             ``filterpy`` (filterpy's KalmanFilter track by track; the
             reference the batched engine is tested against).
         association: the association strategy (``deepsort``: matching
-            cascade, then IoU).
+            cascade, then IoU; ``fused``: one cost of calibrated appearance
+            evidence and overlap, see :mod:`deeptrack.association.fused`).
+        fused_max_cost: ``fused`` only: pairs whose fused cost exceeds it
+            are not matched (the cost is in [0, 1] whatever the features).
+        iou_weight: ``fused`` only: weight of ``1 - IoU`` in the fused cost;
+            the calibrated appearance term has ``1 - iou_weight``.
+        appearance_evidence: ``fused`` only: ``calibrated`` (learnt on the
+            sequence, no threshold) or ``cosine`` (raw distance, for the ablation).
+        lost_appearance: ``fused`` only: false leaves the re-identification of
+            tracks missed on the previous frame to overlap alone.
+        fused_levels: ``fused`` only: ``2`` matches the confirmed tracks
+            seen last frame first, then all the others at once; ``0`` runs
+            the full cascade (one level per number of misses).
+        low_score_stage: ``fused`` only: detections ranking below
+            ``min_score_quantile`` are kept for a second stage (ByteTrack)
+            that extends tracks seen last frame but never starts one.
         std_weight_position: position noise as a fraction of the box height.
         std_weight_velocity: velocity noise as a fraction of the box height.
         reference_fps: null keeps ``max_age`` in frames at every frame rate;
@@ -120,6 +136,12 @@ class TrackerConfig:
     gating_threshold: float = CHI2_95_4DOF
     kalman: KalmanEngine = KalmanEngine.BATCHED
     association: AssociationMode = AssociationMode.DEEPSORT
+    fused_max_cost: float = 0.6
+    iou_weight: float = 0.5
+    appearance_evidence: AppearanceEvidence = AppearanceEvidence.CALIBRATED
+    lost_appearance: bool = True
+    fused_levels: int = 0
+    low_score_stage: bool = False
     std_weight_position: float = 1.0 / 20
     std_weight_velocity: float = 1.0 / 160
     reference_fps: float | None = None
@@ -144,6 +166,16 @@ class TrackerConfig:
         _check(self.gating_threshold > 0, "gating_threshold", self.gating_threshold, "> 0")
         _enum(self, "kalman", KalmanEngine)
         _enum(self, "association", AssociationMode)
+        _check(0.0 < self.fused_max_cost <= 1.0, "fused_max_cost", self.fused_max_cost,
+               "0 < value <= 1")
+        _check(0.0 <= self.iou_weight <= 1.0, "iou_weight", self.iou_weight, "0 <= value <= 1")
+        _enum(self, "appearance_evidence", AppearanceEvidence)
+        _check(self.fused_levels in (0, 2), "fused_levels", self.fused_levels, "0 or 2")
+        _check(not self.low_score_stage or self.association is AssociationMode.FUSED,
+               "low_score_stage", self.low_score_stage,
+               "false unless association is 'fused' (DeepSORT has no low-score stage)")
+        _check(not self.low_score_stage or self.min_score_quantile > 0, "low_score_stage",
+               self.low_score_stage, "false unless min_score_quantile > 0 (it marks low scores)")
         _check(self.std_weight_position > 0, "std_weight_position",
                self.std_weight_position, "> 0")
         _check(self.std_weight_velocity > 0, "std_weight_velocity",
@@ -370,6 +402,10 @@ class RunConfig:
         use_appearance: false gives the motion-only (SORT-like) tracker.
         det_file: detection file name inside each sequence's ``det/`` folder.
         min_confidence: detections scoring below it are dropped (null keeps all).
+        interpolate_max_gap: OFFLINE: once the sequence is tracked, fill each
+            track's gaps of at most this many frames by linear interpolation
+            (:func:`deeptrack.tracking.offline.interpolate_gaps`; added rows
+            score -1). 0, the default, keeps the run online.
     """
 
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -378,9 +414,12 @@ class RunConfig:
     use_appearance: bool = True
     det_file: str = "det.txt"
     min_confidence: float | None = None
+    interpolate_max_gap: int = 0
 
     def __post_init__(self) -> None:
         name = Path(str(self.det_file))
+        _check(0 <= self.interpolate_max_gap <= 100_000, "interpolate_max_gap",
+               self.interpolate_max_gap, "an integer in [0, 100000] (0: online)")
         _check(bool(self.det_file) and name.name == str(self.det_file) and name.name != "..",
                "det_file", self.det_file, "a file name inside the sequence's det/ folder")
         _check(self.min_confidence is None or math.isfinite(self.min_confidence),

@@ -8,6 +8,7 @@ and the pooling study call it. Each function is a thin composition of
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from deeptrack.config import AppearanceConfig, RunConfig, TrackerConfig
 from deeptrack.io.mot import GroundTruth, TrackResults
 from deeptrack.io.sequence import Sequence
 from deeptrack.synthetic import SyntheticScene
+from deeptrack.tracking.offline import interpolate_gaps
 from deeptrack.tracking.tracker import Tracker
 
 
@@ -115,8 +117,12 @@ def run_sequence(
     elif features is None and embeddings is None:
         features = sequence_features(seq, config.appearance, embedder=embedder,
                                      progress=feature_progress)
-    return track_sequence(seq, config.tracker, features, embeddings=embeddings,
-                          head=EmbeddingHead(config.head), progress=progress)
+    run = track_sequence(seq, config.tracker, features, embeddings=embeddings,
+                         head=EmbeddingHead(config.head), progress=progress)
+    if config.interpolate_max_gap:  # offline: after the whole sequence
+        run = dataclasses.replace(
+            run, results=interpolate_gaps(run.results, config.interpolate_max_gap))
+    return run
 
 
 def track_sequence(

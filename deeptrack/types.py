@@ -61,9 +61,26 @@ class AssociationMode(str, Enum):
     """Which association strategy the tracker runs.
 
     ``deepsort``: the matching cascade on appearance, then IoU (Wojke et al. 2017).
+    ``fused``: one cost of calibrated appearance evidence and overlap, recent
+    tracks first, then low-score and tentative stages
+    (:mod:`deeptrack.association.fused`).
     """
 
     DEEPSORT = "deepsort"
+    FUSED = "fused"
+
+
+class AppearanceEvidence(str, Enum):
+    """What the fused association adds to overlap for a pair's appearance.
+
+    ``calibrated``: the probability of different identities, from the
+    log-likelihood ratio learnt online on the sequence
+    (:mod:`deeptrack.association.calibration`); 0.5 means no evidence.
+    ``cosine``: the raw cosine distance (its scale depends on the features).
+    """
+
+    CALIBRATED = "calibrated"
+    COSINE = "cosine"
 
 
 class ResizeMode(str, Enum):

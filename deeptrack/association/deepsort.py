@@ -49,6 +49,9 @@ class DeepSortAssociation:
         self.max_iou_distance = max_iou_distance
         self.gating_threshold = gating_threshold
 
+    def reset(self) -> None:
+        """Nothing to forget: DeepSORT learns nothing from the sequence."""
+
     def associate(self, tracks: TrackView, detections: DetectionView) -> Pairs:
         """Return the matched (track rows, detection indices) of one frame."""
         ti, di = self._cascade(tracks, detections)

@@ -229,6 +229,43 @@ class Gallery:
         best = np.ascontiguousarray(sims.transpose(0, 2, 1)).max(axis=2)  # (S, width)
         out[idx] = best[row, rank]
 
+    def lagged_cost(self, slot: int, features: NDArray[np.float32],
+                    lags: tuple[int, ...]) -> NDArray[np.float64]:
+        """Cosine costs of ``features`` to one slot as if it had last been updated ``lag`` ago.
+
+        Row ``i`` is the smallest distance to the vectors stored at least
+        ``lags[i] - 1`` updates ago (the newest ones masked), which is what a
+        track missed for ``lags[i] - 1`` frames would be compared with. An
+        EMA memory cannot be rolled back: every row is its current cost.
+        Rows with nothing old enough hold ``GATED``.
+
+        Args:
+            slot: the slot.
+            features: (N, D) unit vectors.
+            lags: increasing lags, each >= 1.
+
+        Returns:
+            (len(lags), N) float64 costs.
+        """
+        k = int(self._count[slot])
+        out = np.full((len(lags), len(features)), GATED)
+        if k == 0 or len(features) == 0:
+            return out
+        sims = (self._store[slot, :k] @ features.T).astype(np.float64)  # (k, N)
+        if self.memory is AppearanceMemory.EMA:
+            out[:] = 1.0 - sims[0]
+            return out
+        # Stored at position p, a vector is (pos - 1 - p) mod budget updates old.
+        age = (self._pos[slot] - 1 - np.arange(k)) % self.budget
+        by_age = np.full((k, len(features)), -np.inf)
+        by_age[age] = sims
+        # Best similarity among the vectors at least a given age old: a reversed running max.
+        best = np.maximum.accumulate(by_age[::-1], axis=0)[::-1]
+        for i, lag in enumerate(lags):
+            if lag - 1 < k:
+                out[i] = 1.0 - best[lag - 1]
+        return out
+
     def features(self, slot: int) -> NDArray[np.float32]:
         """Return a copy of the vectors stored for one slot (oldest order not guaranteed)."""
         return self._store[slot, : self._count[slot]].copy()

@@ -6,8 +6,9 @@ detection. It sees the tracks through a :class:`TrackView` and the frame's
 detections through a :class:`DetectionView`, and answers with matched
 (track rows, detection indices). DeepSORT's matching cascade plus IoU stage
 (:class:`~deeptrack.association.deepsort.DeepSortAssociation`) is one such
-strategy; others (fused costs, a second stage for low-score detections)
-plug in the same way.
+strategy; :class:`~deeptrack.association.fused.FusedAssociation` (one
+fused cost, calibrated appearance, a second stage for low-score detections)
+is another.
 """
 
 from __future__ import annotations
@@ -63,19 +64,31 @@ class DetectionView:
         xyah: (N, 4) float64 the same boxes as (centre x, centre y, w/h, h).
         scores: (N,) float64 confidences.
         features: (N, D) float32 unit appearance vectors, or None (motion only).
+        low: (N,) bool, the detection scored below the tracker's score cut: it
+            may extend a track (ByteTrack's second stage) but never starts
+            one. None: every detection is high (low ones were dropped).
     """
 
     boxes: NDArray[np.float64]
     xyah: NDArray[np.float64]
     scores: NDArray[np.float64]
     features: NDArray[np.float32] | None
+    low: NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return len(self.boxes)
 
 
 class Association(Protocol):
-    """Decides which track takes which detection; holds no per-sequence state."""
+    """Decides which track takes which detection.
+
+    A strategy may learn from the sequence as it runs (the fused strategy
+    calibrates its appearance evidence); :meth:`reset` forgets it.
+    """
+
+    def reset(self) -> None:
+        """Forget what was learnt from the current sequence."""
+        ...
 
     def associate(self, tracks: TrackView, detections: DetectionView) -> Pairs:
         """Return the matched (track rows, detection indices) of one frame.

@@ -19,6 +19,7 @@ from deeptrack.appearance.head import EmbeddingHead
 from deeptrack.appearance.pooling import l2_normalize
 from deeptrack.association.assign import NO_PAIRS, Pairs
 from deeptrack.association.deepsort import DeepSortAssociation
+from deeptrack.association.fused import FusedAssociation
 from deeptrack.association.gallery import Gallery
 from deeptrack.association.strategy import Association, DetectionView, TrackView
 from deeptrack.boxes import xyah_to_xyxy, xyxy_to_xyah
@@ -29,6 +30,7 @@ from deeptrack.tracking.blas import blas_thread_limit
 from deeptrack.tracking.scores import ScoreHistory
 from deeptrack.tracking.track import Track, TrackState, TrackTable
 from deeptrack.types import (
+    AppearanceEvidence,
     AssociationMode,
     Detections,
     KalmanEngine,
@@ -67,6 +69,11 @@ def _association(config: TrackerConfig) -> Association:
     if config.association is AssociationMode.DEEPSORT:
         return DeepSortAssociation(config.max_cosine_distance, config.max_iou_distance,
                                    config.gating_threshold)
+    if config.association is AssociationMode.FUSED:
+        return FusedAssociation(
+            config.fused_max_cost, config.iou_weight, config.max_iou_distance,
+            config.gating_threshold, config.fused_levels, config.lost_appearance,
+            config.appearance_evidence is AppearanceEvidence.CALIBRATED)
     raise ValueError(f"no association strategy for {config.association!r}")  # pragma: no cover
 
 
@@ -139,6 +146,7 @@ class Tracker:
         self._gallery = Gallery(
             self.config.nn_budget, self.config.appearance_memory, self.config.ema_alpha
         )
+        self._association.reset()
         self._next_id = 1
         self._frame = 0
         self._uses_appearance: bool | None = None
@@ -309,8 +317,8 @@ class Tracker:
         self._frame += 1
         if len(dets) and self._uses_appearance is None:
             self._uses_appearance = features is not None
-        dets, features, index = self._filter_scores(dets, features)
-        frame = DetectionView(dets.boxes, xyxy_to_xyah(dets.boxes), dets.scores, features)
+        dets, features, index, low = self._filter_scores(dets, features)
+        frame = DetectionView(dets.boxes, xyxy_to_xyah(dets.boxes), dets.scores, features, low)
         self._predict()
         ti, di = self._associate(frame)
         self._update_matched(ti, di, frame, index)
@@ -349,7 +357,10 @@ class Tracker:
         mean, cov = self._kf.update(t.mean[ti], t.cov[ti], frame.xyah[di])
         t.record_matches(ti, mean, cov, frame.scores[di], di if index is None else index[di])
         if frame.features is not None:
-            self._gallery.add(t.slot[ti], frame.features[di])
+            # A low-score box (ByteTrack's stage) is often occluded: it moves the track
+            # but its appearance is not remembered.
+            keep = slice(None) if frame.low is None else ~frame.low[di]
+            self._gallery.add(t.slot[ti[keep]], frame.features[di[keep]])
         # Confirmation happens on a matched frame (never at birth), as in DeepSORT.
         self._next_id = t.confirm(ti, self.n_init, self._next_id)
 
@@ -364,13 +375,15 @@ class Tracker:
 
     def _birth(self, ti: NDArray[np.int64], di: NDArray[np.int64], frame: DetectionView,
                index: NDArray[np.int64] | None) -> None:
-        """Start a tentative track from every detection left unmatched."""
+        """Start a tentative track from every high-score detection left unmatched."""
         n = len(frame)
         if len(ti) == n:
             return
-        new = np.ones(n, bool)
+        new = np.ones(n, bool) if frame.low is None else ~frame.low
         new[di] = False
         nd = np.flatnonzero(new)
+        if len(nd) == 0:
+            return
         mean, cov = self._kf.initiate(frame.xyah[nd])
         if frame.features is not None:
             slots = self._gallery.allocate(len(nd), frame.features.shape[1])
@@ -391,21 +404,25 @@ class Tracker:
         t.keep(~doomed)
 
     def _filter_scores(self, dets: Detections, features: NDArray | None):
-        """Drop the detections ranking below ``min_score_quantile``; return their input rows.
+        """Drop (or mark low) the detections ranking below ``min_score_quantile``.
 
-        Returns ``(dets, features, index)``, ``index`` mapping each kept row
-        to its row in the input (None when every detection is kept).
+        Returns ``(dets, features, index, low)``: ``index`` maps each kept row
+        to its row in the input (None when every detection is kept); ``low``
+        marks the rows below the cut when ``low_score_stage`` keeps them
+        (None otherwise).
         """
         if self._scores is None:
-            return dets, features, None
+            return dets, features, None, None
         threshold = self._scores.threshold(self.config.min_score_quantile, dets.scores)
         self._scores.add(dets.scores)
         keep = dets.scores >= threshold
+        if self.config.low_score_stage:
+            return dets, features, None, ~keep
         if keep.all():
-            return dets, features, None
+            return dets, features, None, None
         index = np.flatnonzero(keep)
         kept = Detections(dets.boxes[index], dets.scores[index])
-        return kept, None if features is None else features[index], index
+        return kept, None if features is None else features[index], index, None
 
     def _output(self) -> TrackOutput:
         """The confirmed tracks matched this frame or missed at most ``output_max_gap`` frames."""
