@@ -428,6 +428,9 @@ class Tracker:
         """The confirmed tracks matched this frame or missed at most ``output_max_gap`` frames."""
         t = self._tracks
         show = t.confirmed & (t.frames_since_update <= self.config.output_max_gap)
+        # A prediction can shrink through zero (a box whose height or aspect was falling
+        # fast when its track was lost): such a box is no box, so it is not output.
+        show &= (t.mean[:, 2] > 0) & (t.mean[:, 3] > 0)
         rows = np.flatnonzero(show)
         if len(rows) == 0:
             return TrackOutput.empty()
