@@ -105,7 +105,8 @@ class DistanceModel:
         """Forget every labelled distance (a new sequence)."""
         self._rings = [np.zeros(self.capacity), np.zeros(self.capacity)]  # same, different
         self._seen = [0, 0]
-        self._table: NDArray[np.float64] | None = None  # LLR per bin; None: stale
+        self._table: NDArray[np.float64] | None = None  # LLR per bin; None: never fitted
+        self._fresh = 0  # distances added since the last fit
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -123,12 +124,21 @@ class DistanceModel:
             pos = (self._seen[kind] + np.arange(len(v))) % self.capacity
             self._rings[kind][pos] = v
             self._seen[kind] += len(v)
-            self._table = None
+            self._fresh += len(v)
 
     def table(self) -> NDArray[np.float64]:
-        """The (BINS,) log-likelihood ratio at the bin centres (all 0 while uncalibrated)."""
-        if self._table is None:
+        """The (BINS,) log-likelihood ratio at the bin centres (all 0 while uncalibrated).
+
+        Refitted once the distances added since the last fit reach a quarter
+        of those held (at least ``min_pairs``): a few more pairs barely move
+        it, and fitting every frame would cost more than the association.
+        """
+        held = sum(self.counts)
+        ready = min(self.counts) >= self.min_pairs
+        if (self._table is None or self._fresh >= max(self.min_pairs, held // 4)
+                or (ready and not self._table.any())):
             self._table = self._fit()
+            self._fresh = 0
         return self._table
 
     def llr(self, distance: NDArray[np.floating]) -> NDArray[np.float64]:

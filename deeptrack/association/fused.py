@@ -46,6 +46,13 @@ from deeptrack.motion.gating import gate_pairs
 
 __all__ = ["FusedAssociation"]
 
+#: Tracks whose pairs are labelled per frame, at most (a rotating choice): the calibration
+#: needs a steady trickle of pairs, not all of them, and each costs a gallery read.
+_LABELLED_PER_FRAME = 4
+
+#: Different-identity pairs labelled per labelled track: the detections nearest its partner.
+_NEGATIVES_PER_TRACK = 4
+
 #: A track and a detection are labelled "same identity" when their boxes overlap at least
 #: this much and neither overlaps any other detection or track by more than ``_ALONE``.
 _SAME_IOU = 0.6
@@ -81,13 +88,16 @@ class FusedAssociation:
         self.lost_appearance = lost_appearance
         self.calibrated = calibrated
         self.calibration = AppearanceCalibration() if calibration is None else calibration
+        self._frame = 0
 
     def reset(self) -> None:
         """Forget the sequence's calibration."""
         self.calibration.reset()
+        self._frame = 0
 
     def associate(self, tracks: TrackView, detections: DetectionView) -> Pairs:
         """Return the matched (track rows, detection indices) of one frame."""
+        self._frame += 1
         high = np.ones(len(detections), bool) if detections.low is None else ~detections.low
         if detections.features is not None and self.calibrated:
             self._learn(tracks, detections, high)
@@ -177,11 +187,25 @@ class FusedAssociation:
         r, c = nonzero_2d((iou >= _SAME_IOU) & alone)
         if len(r) == 0:
             return
-        # Different: the same tracks against every other detection not overlapping the partner.
+        if len(r) > _LABELLED_PER_FRAME:  # a different few each frame, reproducibly
+            start = (self._frame * _LABELLED_PER_FRAME) % len(r)
+            pick = (start + np.arange(_LABELLED_PER_FRAME)) % len(r)
+            r, c = r[pick], c[pick]
+        # Different: the same tracks against the other detections nearest their partner
+        # (the ones association must tell apart), those not overlapping it.
         partner = iou_matrix(dets.boxes[cols[c]], dets.boxes[cols]) <= _ALONE  # (K, N)
+        centre = dets.xyah[cols, :2]
+        dist = np.linalg.norm(centre[c][:, None, :] - centre[None, :, :], axis=2)
+        dist[~partner] = np.inf
+        nearest = np.argsort(dist, axis=1)[:, :_NEGATIVES_PER_TRACK]
+        partner[:] = False
+        np.put_along_axis(partner, nearest, True, axis=1)
+        partner &= np.isfinite(dist)
         same, diff = [], []
         for k, slot in enumerate(tracks.slots[recent[r]].tolist()):
-            cost = tracks.memory.lagged_cost(slot, dets.features[cols], LAGS)  # (L, N)
-            same.append(cost[:, c[k]])
-            diff.append(cost[:, partner[k]])
+            others = cols[partner[k]]
+            cost = tracks.memory.lagged_cost(  # (L, 1 + negatives)
+                slot, dets.features[np.r_[cols[c[k]], others]], LAGS)
+            same.append(cost[:, 0])
+            diff.append(cost[:, 1:])
         self.calibration.add(np.stack(same, axis=1), np.concatenate(diff, axis=1))
