@@ -8,8 +8,8 @@ luck. Beside them:
 
 - the peers of ``benchmarks/results/peers.json`` (same detections), best
   single peer on the mean and best per run;
-- a bound on what appearance can add in this tracker: the preset fed
-  near-oracle vectors (one direction per ground-truth identity plus noise,
+- a bound on what appearance can add in this tracker: the preset, with
+  appearance for lost tracks too, fed near-oracle vectors (one direction per ground-truth identity plus noise,
   a random direction for a detection matching no identity);
 - association speed at 30 objects (synthetic scene, 1280-d vectors, the
   fused and DeepSORT strategies timed alternately in this process).
@@ -41,17 +41,17 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hostinfo import cpu_model  # noqa: E402
-from sweep import METRICS, RUNS, apply, run_one  # noqa: E402
+from hostinfo import cpu_model
+from sweep import METRICS, RUNS, apply, run_one
 
-from deeptrack import Tracker  # noqa: E402
-from deeptrack.boxes import iou_matrix  # noqa: E402
-from deeptrack.config import RunConfig, default_cache_dir, load_yaml  # noqa: E402
-from deeptrack.eval import evaluate_sequence  # noqa: E402
-from deeptrack.io.mot import write_atomic  # noqa: E402
-from deeptrack.io.sequence import Sequence, load_sequence  # noqa: E402
-from deeptrack.pipeline import run_sequence  # noqa: E402
-from deeptrack.synthetic import make_scene  # noqa: E402
+from deeptrack import Tracker
+from deeptrack.boxes import iou_matrix
+from deeptrack.config import RunConfig, default_cache_dir, load_yaml
+from deeptrack.eval import evaluate_sequence
+from deeptrack.io.mot import write_atomic
+from deeptrack.io.sequence import Sequence, load_sequence
+from deeptrack.pipeline import run_sequence
+from deeptrack.synthetic import make_scene
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,12 +123,14 @@ def run_variants(base: RunConfig, data: Path) -> list[dict[str, Any]]:
 
 
 def run_oracle(base: RunConfig, data: Path, noises=(0.5, 1.0, 2.0)) -> list[dict[str, Any]]:
+    """The preset on near-oracle vectors, appearance used for lost tracks too (its full role)."""
+    base = apply(base, {"tracker.lost_appearance": True})
     rows = []
     for seq_name, det in RUNS:
         seq = load_sequence(data / seq_name, det_file=det, min_confidence=base.min_confidence)
         for noise in noises:
             run = run_sequence(seq, base, embeddings=oracle_embeddings(seq, noise))
-            rows.append({"variant": f"near-oracle vectors, noise {noise}", "appearance": True,
+            rows.append({"variant": f"near-oracle vectors (lost tracks too), noise {noise}", "appearance": True,
                          "run": f"{Path(seq_name).name}/{det}", **evaluate(seq, run)})
     return rows
 
@@ -195,13 +197,13 @@ def speed(objects: int = 30, frames: int = 200, warmup: int = 150, repeats: int 
 def render(summary, peer, spd, command, host) -> str:
     runs = [f"{Path(s).name}/{d}" for s, d in RUNS]
     lines = [f"Command: `{command}`", "",
-             f"Machine: {host.get('cpu', '?')}, {host.get('cores', '?')} cores; "
-             f"load at end {host.get('load_average_1_5_15_min_at_end', '?')}.", "",
-             "Cells: IDF1 / HOTA (percent). Each row is the default preset "
-             "(configs/fused.yaml) with one change; *motion* is the same row without "
-             "appearance. Δ: appearance minus motion on the mean.", "",
-             "| variant | features | " + " | ".join(runs) + " | mean IDF1 | mean HOTA | Δ IDF1 "
-             "| Δ HOTA |", "|---|---|" + "---|" * (len(runs) + 4)]
+             (f"Machine: {host.get('cpu', '?')}, {host.get('cores', '?')} cores; "
+              f"load at end {host.get('load_average_1_5_15_min_at_end', '?')}."), "",
+             ("Cells: IDF1 / HOTA (percent). Each row is the default preset "
+              "(configs/fused.yaml) with one change; *motion* is the same row without "
+              "appearance. Δ: appearance minus motion on the mean."), "",
+             ("| variant | features | " + " | ".join(runs) + " | mean IDF1 | mean HOTA | Δ IDF1 "
+              "| Δ HOTA |"), "|---|---|" + "---|" * (len(runs) + 4)]
     by = {(s["variant"], s["appearance"]): s for s in summary}
     for s in summary:
         cells = [f"{s['runs'][r]['idf1']:.2f} / {s['runs'][r]['hota']:.2f}" for r in runs]
@@ -215,10 +217,10 @@ def render(summary, peer, spd, command, host) -> str:
                      f" | {s['mean_idf1']:.2f} | {s['mean_hota']:.2f} | {delta} |")
     if peer:
         pre = by[("preset (fused, calibrated)", True)]
-        lines += ["", f"Peers ({peer['source']}): best single peer on the mean "
-                  f"**{peer['best']}** {peer['idf1']:.2f} / {peer['hota']:.2f}; the preset "
-                  f"is {pre['mean_idf1'] - peer['idf1']:+.2f} IDF1, "
-                  f"{pre['mean_hota'] - peer['hota']:+.2f} HOTA from it.", "",
+        lines += ["", (f"Peers ({peer['source']}): best single peer on the mean "
+                       f"**{peer['best']}** {peer['idf1']:.2f} / {peer['hota']:.2f}; the preset "
+                       f"is {pre['mean_idf1'] - peer['idf1']:+.2f} IDF1, "
+                       f"{pre['mean_hota'] - peer['hota']:+.2f} HOTA from it."), "",
                   "| run | best peer | its IDF1 / HOTA | preset - peer (IDF1 / HOTA) |",
                   "|---|---|---|---|"]
         for r in runs:
@@ -229,10 +231,10 @@ def render(summary, peer, spd, command, host) -> str:
             lines.append(f"| {r} | {p['peer']} | {p['idf1']:.2f} / {p['hota']:.2f} | "
                          f"{mine['idf1'] - p['idf1']:+.2f} / {mine['hota'] - p['hota']:+.2f} |")
     if spd:
-        lines += ["", f"Association speed at {spd['objects']} objects (synthetic, 1280-d, "
-                  f"best of alternated repeats): fused {spd['fused_fps']:.0f} frames/s, "
-                  f"DeepSORT {spd['deepsort_fps']:.0f} frames/s; fused takes "
-                  f"{spd['fused_over_deepsort_time']:.2f}x DeepSORT's time."]
+        lines += ["", (f"Association speed at {spd['objects']} objects (synthetic, 1280-d, "
+                       f"best of alternated repeats): fused {spd['fused_fps']:.0f} frames/s, "
+                       f"DeepSORT {spd['deepsort_fps']:.0f} frames/s; fused takes "
+                       f"{spd['fused_over_deepsort_time']:.2f}x DeepSORT's time.")]
     return "\n".join(lines) + "\n"
 
 
