@@ -8,7 +8,7 @@ with HOTA, CLEAR and Identity). This package does not import ``deeptrack.io``
 
 from __future__ import annotations
 
-from deeptrack.eval.clear import ClearMetrics, IdentityMetrics
+from deeptrack.eval.clear import ClearMetrics, FrameMatches, IdentityMetrics, frame_matches
 from deeptrack.eval.evaluate import evaluate, evaluate_sequence
 from deeptrack.eval.hota import ALPHAS, HotaMetrics
 from deeptrack.eval.preprocess import Benchmark, PreparedSequence, infer_benchmark, prepare_sequence
@@ -20,12 +20,14 @@ __all__ = [
     "Benchmark",
     "ClearMetrics",
     "EvalReport",
+    "FrameMatches",
     "HotaMetrics",
     "IdentityMetrics",
     "PreparedSequence",
     "SequenceMetrics",
     "evaluate",
     "evaluate_sequence",
+    "frame_matches",
     "infer_benchmark",
     "prepare_sequence",
 ]

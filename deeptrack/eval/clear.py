@@ -37,12 +37,13 @@ Defined as in the official evaluation rather than as motmetrics defines them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import motmetrics
 import numpy as np
+from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
 from deeptrack.eval.preprocess import EPS, IOU_THRESHOLD, PreparedSequence
@@ -209,6 +210,53 @@ def official_matches(
     return rows[hit], cols[hit]
 
 
+@dataclass(frozen=True)
+class FrameMatches:
+    """One frame's CLEAR correspondences, chosen as the official evaluation chooses them.
+
+    Attributes:
+        gt: (M,) int64 positions of the matched boxes in the frame's ``gt_ids``.
+        res: (M,) int64 positions of their partners in the frame's ``res_ids``.
+        resumed: (M,) bool, the object was not matched in the previous frame
+            that had both ground truth and results (tracking starts or resumes).
+        switched: (M,) bool, the object's last earlier match, at any time, was
+            another result id: an identity switch.
+    """
+
+    gt: NDArray[np.int64]
+    res: NDArray[np.int64]
+    resumed: NDArray[np.bool_]
+    switched: NDArray[np.bool_]
+
+
+_NO_INDEX = np.zeros(0, np.int64)
+_NO_FLAG = np.zeros(0, bool)
+_NO_MATCHES = FrameMatches(_NO_INDEX, _NO_INDEX, _NO_FLAG, _NO_FLAG)
+
+
+def frame_matches(seq: PreparedSequence) -> Iterator[FrameMatches]:
+    """Yield the CLEAR correspondences of each frame of ``seq``, in ``seq.frames`` order.
+
+    These are the pairs behind MOTA: the metrics here count them, and
+    ``deeptrack.render`` draws them.
+    """
+    previous = np.full(seq.n_gt_ids, -1, np.int64)  # the match in the last frame with both
+    last = np.full(seq.n_gt_ids, -1, np.int64)  # the last match at any earlier time
+    for g, r, sim in zip(seq.gt_ids, seq.res_ids, seq.similarity, strict=True):
+        if not (len(g) and len(r)):
+            # frames with only ground truth or only results leave ``previous`` as it is
+            yield _NO_MATCHES
+            continue
+        rows, cols = official_matches(g, r, sim, previous)
+        matched_g, matched_r = g[rows], r[cols]
+        resumed = previous[matched_g] < 0
+        switched = (last[matched_g] >= 0) & (last[matched_g] != matched_r)
+        previous[:] = -1
+        previous[matched_g] = matched_r
+        last[matched_g] = matched_r
+        yield FrameMatches(rows, cols, resumed, switched)
+
+
 def _motmetrics_counts(acc: Any, names: list[str]) -> dict[str, int]:
     host = motmetrics.metrics.create()
     values = host.compute(acc, metrics=names, return_dataframe=False)
@@ -224,27 +272,21 @@ def clear_and_identity(seq: PreparedSequence) -> tuple[ClearMetrics, IdentityMet
 
     clear_acc = motmetrics.MOTAccumulator()
     id_acc = motmetrics.MOTAccumulator()
-    previous = np.full(seq.n_gt_ids, -1, np.int64)
     present = np.zeros(seq.n_gt_ids, np.int64)
     tracked = np.zeros(seq.n_gt_ids, np.int64)
     starts = np.zeros(seq.n_gt_ids, np.int64)
     iou_sum = 0.0
-    for frame, g, r, sim in zip(seq.frames.tolist(), seq.gt_ids, seq.res_ids, seq.similarity,
-                                strict=True):
+    for frame, g, r, sim, m in zip(seq.frames.tolist(), seq.gt_ids, seq.res_ids,
+                                   seq.similarity, frame_matches(seq), strict=True):
         present[g] += 1
         dist = np.where(sim >= IOU_THRESHOLD, 1.0 - sim, np.nan)
         id_acc.update(g, r, dist, frameid=frame)
         forced = np.full(sim.shape, np.nan)
-        if len(g) and len(r):
-            rows, cols = official_matches(g, r, sim, previous)
-            forced[rows, cols] = 1.0 - sim[rows, cols]
-            matched_g = g[rows]
-            starts[matched_g[previous[matched_g] < 0]] += 1
-            tracked[matched_g] += 1
-            previous[:] = -1
-            previous[matched_g] = r[cols]
-            iou_sum += float(sim[rows, cols].sum())
-        # frames with only ground truth or only results leave ``previous`` as it is
+        forced[m.gt, m.res] = 1.0 - sim[m.gt, m.res]
+        matched_g = g[m.gt]
+        starts[matched_g[m.resumed]] += 1
+        tracked[matched_g] += 1
+        iou_sum += float(sim[m.gt, m.res].sum())
         clear_acc.update(g, r, forced, frameid=frame)
 
     counts = _motmetrics_counts(clear_acc, _CLEAR_COUNTS)

@@ -149,6 +149,11 @@ class PreparedSequence:
         n_gt_ids: distinct scored ground-truth ids.
         n_res_ids: distinct remaining result ids.
         n_removed: result boxes removed as matches of distractors.
+        gt_rows: per frame, (G_t,) int64 rows of those boxes in the ``gt``
+            passed to :func:`prepare_sequence` (to draw them; empty when not
+            recorded).
+        res_rows: per frame, (R_t,) int64 rows of those boxes in the results
+            passed in (empty when not recorded).
     """
 
     frames: NDArray[np.int64]
@@ -158,6 +163,8 @@ class PreparedSequence:
     n_gt_ids: int
     n_res_ids: int
     n_removed: int = 0
+    gt_rows: tuple[NDArray[np.int64], ...] = ()
+    res_rows: tuple[NDArray[np.int64], ...] = ()
 
     @property
     def n_gt_dets(self) -> int:
@@ -256,7 +263,7 @@ def prepare_sequence(
         scored &= g_cls == PEDESTRIAN
     distractor = np.isin(g_cls, benchmark.distractor_classes)
 
-    kept_frames, gt_raw, res_raw, sims = [], [], [], []
+    kept_frames, gt_raw, res_raw, sims, gt_rows, res_rows = [], [], [], [], [], []
     n_removed = 0
     for k, frame in enumerate(frames):
         gs, ge, rs, re_ = g_start[k], g_end[k], r_start[k], r_end[k]
@@ -276,12 +283,14 @@ def prepare_sequence(
         gt_raw.append(g_id[gs:ge][keep_g])
         res_raw.append(r_id[rs:re_][keep_r])
         sims.append(sim[np.ix_(keep_g, keep_r)])
+        gt_rows.append(g_order[gs:ge][keep_g])
+        res_rows.append(r_order[rs:re_][keep_r])
 
     gt_ids, n_gt_ids = _renumber(gt_raw)
     res_ids, n_res_ids = _renumber(res_raw)
     return PreparedSequence(
         np.asarray(kept_frames, np.int64), gt_ids, res_ids, tuple(sims), n_gt_ids, n_res_ids,
-        n_removed,
+        n_removed, tuple(gt_rows), tuple(res_rows),
     )
 
 
