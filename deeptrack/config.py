@@ -18,6 +18,7 @@ from typing import Any
 
 from deeptrack.errors import ConfigError
 from deeptrack.types import (
+    AdaptationMode,
     AppearanceEvidence,
     AppearanceMemory,
     AssociationMode,
@@ -98,6 +99,11 @@ class TrackerConfig:
         fused_levels: ``fused`` only: ``2`` matches the confirmed tracks
             seen last frame first, then all the others at once; ``0`` runs
             the full cascade (one level per number of misses).
+        adaptation: online, causal adaptation of the appearance vectors to the
+            sequence (``none``, ``centre``, ``centre_scale``; see
+            :mod:`deeptrack.appearance.adapt`). It changes cosine distances
+            (centring roughly triples them), so pair it with the ``fused``
+            association's calibrated evidence rather than a fixed threshold.
         low_score_stage: ``fused`` only: detections ranking below
             ``min_score_quantile`` are kept for a second stage (ByteTrack)
             that extends tracks seen last frame but never starts one.
@@ -142,6 +148,7 @@ class TrackerConfig:
     lost_appearance: bool = True
     fused_levels: int = 0
     low_score_stage: bool = False
+    adaptation: AdaptationMode = AdaptationMode.NONE
     std_weight_position: float = 1.0 / 20
     std_weight_velocity: float = 1.0 / 160
     reference_fps: float | None = None
@@ -170,6 +177,7 @@ class TrackerConfig:
                "0 < value <= 1")
         _check(0.0 <= self.iou_weight <= 1.0, "iou_weight", self.iou_weight, "0 <= value <= 1")
         _enum(self, "appearance_evidence", AppearanceEvidence)
+        _enum(self, "adaptation", AdaptationMode)
         _check(self.fused_levels in (0, 2), "fused_levels", self.fused_levels, "0 or 2")
         _check(not self.low_score_stage or self.association is AssociationMode.FUSED,
                "low_score_stage", self.low_score_stage,

@@ -70,6 +70,20 @@ class AssociationMode(str, Enum):
     FUSED = "fused"
 
 
+class AdaptationMode(str, Enum):
+    """How the tracker adapts appearance vectors to the sequence, online.
+
+    ``none``: vectors as given. ``centre``: minus the running mean of the
+    sequence's vectors. ``centre_scale``: also each dimension weighted by its
+    across-object over within-track spread (see
+    :mod:`deeptrack.appearance.adapt`).
+    """
+
+    NONE = "none"
+    CENTRE = "centre"
+    CENTRE_SCALE = "centre_scale"
+
+
 class AppearanceEvidence(str, Enum):
     """What the fused association adds to overlap for a pair's appearance.
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from deeptrack.appearance.adapt import OnlineAdapter
 from deeptrack.appearance.extract import Embedder
 from deeptrack.appearance.head import EmbeddingHead
 from deeptrack.appearance.pooling import l2_normalize
@@ -30,6 +31,7 @@ from deeptrack.tracking.blas import blas_thread_limit
 from deeptrack.tracking.scores import ScoreHistory
 from deeptrack.tracking.track import Track, TrackState, TrackTable
 from deeptrack.types import (
+    AdaptationMode,
     AppearanceEvidence,
     AssociationMode,
     Detections,
@@ -147,6 +149,9 @@ class Tracker:
             self.config.nn_budget, self.config.appearance_memory, self.config.ema_alpha
         )
         self._association.reset()
+        self._adapter = OnlineAdapter(self.config.adaptation)
+        # Each track's last raw vector (by memory slot): within-track steps for centre_scale.
+        self._raw_last: dict[int, NDArray[np.float32]] = {}
         self._next_id = 1
         self._frame = 0
         self._uses_appearance: bool | None = None
@@ -172,7 +177,8 @@ class Tracker:
     def memory_bytes(self) -> int:
         """Bytes held by the track table, the appearance memory and the score window."""
         scores = 0 if self._scores is None else self._scores.nbytes
-        return self._tracks.nbytes + self._gallery.nbytes + scores
+        steps = sum(v.nbytes for v in self._raw_last.values())
+        return self._tracks.nbytes + self._gallery.nbytes + scores + steps
 
     @property
     def embedding_dim(self) -> int:
@@ -318,12 +324,17 @@ class Tracker:
         if len(dets) and self._uses_appearance is None:
             self._uses_appearance = features is not None
         dets, features, index, low = self._filter_scores(dets, features)
+        raw = features
+        if features is not None:
+            features = self._adapter(features)
         frame = DetectionView(dets.boxes, xyxy_to_xyah(dets.boxes), dets.scores, features, low)
         self._predict()
         ti, di = self._associate(frame)
         self._update_matched(ti, di, frame, index)
         doomed = self._doomed()
-        self._birth(ti, di, frame, index)
+        born, new_slots = self._birth(ti, di, frame, index)
+        if raw is not None and self.config.adaptation is AdaptationMode.CENTRE_SCALE:
+            self._observe_steps(ti, di, born, new_slots, raw)
         self._delete(doomed)
         self._gallery.trim()  # storage follows the recent number of live tracks
         return self._output()
@@ -364,6 +375,21 @@ class Tracker:
         # Confirmation happens on a matched frame (never at birth), as in DeepSORT.
         self._next_id = t.confirm(ti, self.n_init, self._next_id)
 
+    def _observe_steps(self, ti: NDArray[np.int64], di: NDArray[np.int64],
+                       born: NDArray[np.int64], new_slots: NDArray[np.int64],
+                       raw: NDArray[np.float32]) -> None:
+        """Give the adapter each matched track's step from its last raw vector; remember these."""
+        slots = self._tracks.slot
+        pairs = [(self._raw_last[s], raw[d]) for s, d in zip(slots[ti].tolist(), di.tolist())
+                 if s in self._raw_last]
+        if pairs:
+            self._adapter.observe(np.stack([p[0] for p in pairs]),
+                                  np.stack([p[1] for p in pairs]))
+        for s, d in zip(slots[ti].tolist(), di.tolist()):
+            self._raw_last[s] = raw[d]
+        for s, d in zip(new_slots.tolist(), born.tolist()):  # a reused slot is overwritten
+            self._raw_last[s] = raw[d]
+
     def _doomed(self) -> NDArray[np.bool_]:
         """Return which tracks die this frame: a missed tentative one, or one missed too long.
 
@@ -374,16 +400,20 @@ class Tracker:
         return (fsu > 0) & (t.tentative | (fsu > self.max_age))
 
     def _birth(self, ti: NDArray[np.int64], di: NDArray[np.int64], frame: DetectionView,
-               index: NDArray[np.int64] | None) -> None:
-        """Start a tentative track from every high-score detection left unmatched."""
+               index: NDArray[np.int64] | None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Start a tentative track from every high-score detection left unmatched.
+
+        Returns the detections that started one and the tracks' memory slots.
+        """
         n = len(frame)
+        none = np.zeros(0, np.int64)
         if len(ti) == n:
-            return
+            return none, none
         new = np.ones(n, bool) if frame.low is None else ~frame.low
         new[di] = False
         nd = np.flatnonzero(new)
         if len(nd) == 0:
-            return
+            return none, none
         mean, cov = self._kf.initiate(frame.xyah[nd])
         if frame.features is not None:
             slots = self._gallery.allocate(len(nd), frame.features.shape[1])
@@ -392,6 +422,7 @@ class Tracker:
             slots = np.full(len(nd), -1, np.int64)
         self._tracks.append(mean, cov, frame.scores[nd], slots,
                             nd if index is None else index[nd])
+        return nd, slots
 
     def _delete(self, doomed: NDArray[np.bool_]) -> None:
         """Drop the ``doomed`` rows (tracks born this frame, past its end, survive)."""

@@ -1,0 +1,96 @@
+"""Online adaptation of appearance vectors: hand-computed transforms, causality, tracker wiring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deeptrack import Tracker, TrackerConfig
+from deeptrack.appearance.adapt import OnlineAdapter
+from deeptrack.errors import ConfigError, InputError
+from deeptrack.synthetic import make_scene
+
+S = np.sqrt(0.5)
+
+
+def test_none_returns_the_vectors_untouched():
+    x = np.eye(3, dtype=np.float32)
+    assert OnlineAdapter("none")(x) is x
+
+
+def test_centre_subtracts_the_running_mean_then_normalises():
+    a = OnlineAdapter("centre", prior=0)
+    out = a(np.array([[1, 0], [0, 1]], np.float32))  # mean (0.5, 0.5)
+    np.testing.assert_allclose(out, [[S, -S], [-S, S]], atol=1e-6)
+    # Next frame: mean of three vectors (1/3, 2/3); (0, 1) - mean = (-1/3, 1/3).
+    out = a(np.array([[0, 1]], np.float32))
+    np.testing.assert_allclose(out, [[-S, S]], atol=1e-6)
+    assert a.count == 3
+
+
+def test_the_mean_enters_gradually_while_few_vectors_are_seen():
+    a = OnlineAdapter("centre", prior=2)  # weight n / (n + 2) = 0.5 after two vectors
+    out = a(np.array([[1, 0], [0, 1]], np.float32))
+    v = np.array([1, 0]) - 0.5 * np.array([0.5, 0.5])  # (0.75, -0.25)
+    np.testing.assert_allclose(out[0], v / np.linalg.norm(v), atol=1e-6)
+
+
+def test_adaptation_is_causal():
+    rng = np.random.default_rng(0)
+    frames = [rng.normal(size=(4, 8)).astype(np.float32) for _ in range(12)]
+    for mode in ("centre", "centre_scale"):
+        short, long = OnlineAdapter(mode), OnlineAdapter(mode)
+        a = [short(f) for f in frames[:6]]
+        b = [long(f) for f in frames]
+        for x, y in zip(a, b[:6]):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_scale_weights_favour_dimensions_that_differ_across_objects():
+    a = OnlineAdapter("centre_scale", prior=0, max_weight=100)
+    # Two objects apart along dim 0; each jitters along dim 1 only.
+    x = np.array([[1, 0.1], [-1, -0.1]], np.float32)
+    a(x)
+    a.observe(x, np.array([[1, -0.1], [-1, 0.1]], np.float32))
+    # total var: dim 0 = 1, dim 1 = 0.01; within var (half the mean squared step):
+    # dim 0 = 0, dim 1 = 0.5 * 0.04 = 0.02. Ratios sqrt(1 / 1e-12) = 1e6 and sqrt(0.5);
+    # divided by their mean: ~2 and ~1.4e-6, the second clipped up to 1 / 100.
+    w = a.weights()
+    assert w[0] / w[1] == pytest.approx(2 / 0.01, rel=1e-5)
+    assert w.mean() == pytest.approx(1.0)
+
+
+def test_scale_weights_stay_one_until_steps_are_seen():
+    a = OnlineAdapter("centre_scale", prior=50)
+    a(np.eye(4, dtype=np.float32))
+    np.testing.assert_array_equal(a.weights(), np.ones(4))
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError):
+        OnlineAdapter("centre", prior=-1)
+    with pytest.raises(ValueError):
+        OnlineAdapter("sideways")
+    with pytest.raises(ConfigError, match="adaptation"):
+        TrackerConfig(adaptation="sideways")
+
+
+@pytest.mark.parametrize("mode", ["centre", "centre_scale"])
+def test_tracker_adapts_and_a_failed_update_changes_nothing(mode):
+    scene = make_scene(6, 60, seed=1, embedding_dim=16, p_miss=0.05)
+    tr = Tracker(TrackerConfig(association="fused", adaptation=mode))
+    for f in scene.frames[:30]:
+        tr.update(f.boxes, f.scores, f.embeddings)
+    seen = tr._adapter.count
+    steps = dict(tr._raw_last)
+    bad = scene.frames[30].boxes.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError):
+        tr.update(bad, scene.frames[30].scores, scene.frames[30].embeddings)
+    assert tr._adapter.count == seen and tr._raw_last.keys() == steps.keys()
+    for f in scene.frames[30:]:
+        out = tr.update(f.boxes, f.scores, f.embeddings)
+    assert tr._adapter.count == sum(len(f.boxes) for f in scene.frames)
+    assert len(out) >= 5
+    if mode == "centre_scale":
+        assert tr._adapter._m > 0  # within-track steps reached the adapter
