@@ -364,3 +364,25 @@ def test_presets_and_cli_track(name, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert json.loads((out / "config.json").read_text())["appearance"]["backbone"] == "osnet_x0_25"
     assert len((out / "SEQ-01.txt").read_text().splitlines()) >= 1
+
+
+@pytest.mark.parametrize("args", [
+    ["--config", "fused_osnet.yaml"],
+    ["--config", "fused.yaml", "--backbone", "osnet_x0_25", "--layer", "crops"],
+], ids=["preset", "backbone-flag"])
+def test_cli_tracks_real_frames_with_the_msmt17_weights(args, osnet_pth, data_root, tmp_path,
+                                                        capsys):
+    seq = data_root / "MOT17-mini" / "train" / "MOT17-05-FRCNN"
+    if not seq.is_dir():
+        pytest.skip("MOT17-mini not in the data folder")
+    args = [a if not a.endswith(".yaml") else str(REPO / "configs" / a) for a in args]
+    out = tmp_path / "res"
+    code = main(["track", str(seq), *args, "--weights", str(osnet_pth), "--no-cache",
+                 "--quiet", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["appearance"]["backbone"] == "osnet_x0_25"
+    assert cfg["appearance"]["layer"] == "crops"
+    assert cfg["tracker"]["association"] == "fused"
+    rows = (out / "MOT17-05-FRCNN.txt").read_text().splitlines()
+    assert len(rows) >= 5  # a handful of people, confirmed from the third frame on
