@@ -1,6 +1,6 @@
 """The ``deeptrack`` command line: argparse -> config -> library calls.
 
-Commands: ``track``, ``eval``, ``compare`` and ``demo``. Errors in the
+Commands: ``track``, ``eval``, ``compare``, ``demo`` and ``render``. Errors in the
 user's input (missing folders, malformed files, unknown options or modes)
 print one line on stderr and exit with status 2; result files are written
 only once everything they depend on has succeeded.
@@ -82,6 +82,20 @@ def _file_name(flag: str):
 
     parse.__name__ = flag
     return parse
+
+
+def _frame_range(text: str) -> tuple[int | None, int | None]:
+    """An argparse ``type``: ``A:B`` -> (A, B), frames A to B inclusive; ``A:`` or ``:B`` open."""
+    first, sep, last = text.partition(":")
+    try:
+        pair = tuple(int(v) if v.strip() else None for v in (first, last))
+    except ValueError:
+        pair = ()
+    if not sep or len(pair) != 2 or any(v is not None and v < 1 for v in pair) or (
+            None not in pair and pair[0] > pair[1]):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a frame range A:B (1 <= A <= B; A: or :B leave one end open)")
+    return pair  # type: ignore[return-value]
 
 
 #: Bounds of the demo's synthetic scene (it is held in memory: ~0.6 KB per object and frame).
@@ -274,6 +288,10 @@ def _evaluate_folder(gt: str, results: str, benchmark: str | None):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.plot:
+        from deeptrack.render.timeline import plot_format, timeline_from_files
+
+        plot_format(args.plot)  # a bad suffix fails before any work
     try:
         report = _evaluate_folder(args.gt, args.results, args.benchmark)
     except ValueError as e:  # an unknown or un-inferable benchmark
@@ -281,9 +299,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise
         raise CLIError(str(e)) from None
     print(report.table())
+    plot = (timeline_from_files(args.gt, args.results, plot_format(args.plot),
+                                benchmark=args.benchmark) if args.plot else None)
     path = Path(args.json) if args.json else Path(args.results) / "metrics.json"
     write_atomic(path, json.dumps(report.to_dict(), indent=2))
     print(f"metrics written to {path}")
+    if plot is not None:
+        write_atomic(args.plot, plot)
+        print(f"identity timeline written to {args.plot}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from deeptrack.render.video import describe, render_from_files
+
+    bars = []  # opened once the frame count is known
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(_progress(total, f"{Path(args.seq).name} render", args.quiet))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        info, events = render_from_files(
+            args.seq, args.results, args.out, gt=args.gt, benchmark=args.benchmark,
+            frames=args.frames, step=args.step, scale=args.scale, trail=args.trail,
+            progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(describe(info, events))
     return 0
 
 
@@ -478,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, metavar="DIR", help="folder of <sequence>.txt")
     p.add_argument("--benchmark", help="MOT15, MOT16, MOT17 or MOT20 (default: inferred)")
     p.add_argument("--json", help="where to write the metrics (default DIR/metrics.json)")
+    p.add_argument("--plot", metavar="FILE", help="also draw each sequence's identity timeline "
+                   "(.png, .svg or .pdf)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("compare", help="track and score with several pooling modes")
@@ -495,6 +542,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_number("--seed", int, 0, 2**63 - 1), default=0,
                    help="seed of the scene (>= 0)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("render", help="draw a tracker's results on a sequence's frames")
+    p.add_argument("seq", metavar="SEQ", help="a MOTChallenge sequence folder, with its images")
+    p.add_argument("--results", required=True, metavar="DIR_OR_FILE",
+                   help="folder of <sequence>.txt, or the result file (any tracker's)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="FILE.mp4 (needs the render extra), .gif, .webp or .png (a strip)")
+    p.add_argument("--gt", action="store_true", help="mark what the evaluation counts against "
+                   "gt/gt.txt (false positives, misses, identity switches), running MOTA/IDF1")
+    p.add_argument("--benchmark", help="with --gt: MOT15, MOT16, MOT17 or MOT20 (default: "
+                   "inferred)")
+    p.add_argument("--frames", type=_frame_range, metavar="A:B",
+                   help="frames A to B, inclusive (A: or :B open; default all)")
+    p.add_argument("--step", type=_number("--step", int, 1, 10_000), default=1,
+                   help="draw every N-th frame (default 1)")
+    p.add_argument("--scale", type=_number("--scale", float, 0, 4, low_open=True), default=0.5,
+                   help="frame size relative to the sequence's (0 < value <= 4; default 0.5)")
+    p.add_argument("--trail", type=_number("--trail", int, 0, 1000), default=20,
+                   help="frames of centres drawn behind each box (0: none; default 20)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_render)
     return parser
 
 
