@@ -13,7 +13,11 @@ the probability that the pair are different identities, 0.5 when appearance
 says nothing (before calibration, or a distance the two kinds share), so the
 cost means the same with any backbone, layer or pooling mode. Without
 appearance the second term is that neutral 0.5 and the cost reduces to
-overlap.
+overlap: with ``w`` 0.5 and a cap of 0.6 it is then DeepSORT's motion-only
+association exactly (``1 - IoU <= 0.7``; tests/test_fused.py compares them
+frame by frame). A confirmed track seen on the previous frame must overlap
+its detection by at least ``1 - max_iou_distance`` whatever appearance says:
+two people may look alike, and the true box may be missed.
 
 Matching order (measured, benchmarks/results/association.md):
 
@@ -60,12 +64,13 @@ _ALONE = 0.2
 
 
 class FusedAssociation:
-    """Confirmed tracks on the fused cost (recent first), then low-score and tentative stages.
+    """Confirmed tracks on the fused cost (by recency), then DeepSORT's IoU stage, then low scores.
 
     Args:
         max_cost: pairs whose fused cost exceeds it are not matched.
         iou_weight: ``w``, the weight of overlap in the fused cost.
-        max_iou_distance: cap on 1 - IoU in the low-score and tentative stages.
+        max_iou_distance: cap on 1 - IoU in the IoU and low-score stages, and for
+            a confirmed track seen last frame in the fused stage too.
         gating_threshold: squared Mahalanobis gate on the projected state.
         calibrated: False adds the raw cosine distance instead of the
             calibrated probability (the ablation's "no calibration").
@@ -127,7 +132,6 @@ class FusedAssociation:
         rows, c = gate_pairs(proj_mean, proj_cov, dets.xyah[cols_ok], self.gating_threshold)
         cols = cols_ok[c]
         boxes, slots = tracks.boxes[confirmed], tracks.slots[confirmed]
-
         recent = fsu[confirmed] == 1
 
         def cost_of(r: NDArray[np.int64], c: NDArray[np.int64]) -> NDArray[np.float64]:
