@@ -211,7 +211,7 @@ class _Pen:
                  scale: tuple[float, float]) -> None:
         self.draw, self.size, (self.sx, self.sy) = draw, size, scale
         unit = size[1] / 540  # line widths and text follow the image height
-        self.width = max(1, round(2 * unit))
+        self.width = max(2, round(2 * unit))  # 2 px survive 4:2:0 video colour
         self.font_size = max(10, round(15 * unit))
         self.font = _font(self.font_size)
 
