@@ -147,11 +147,13 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
             f"name, set appearance.weights in the config, or --weights {RANDOM_WEIGHTS} "
             "(tests only)"
         )
-    return RunConfig(tracker=cfg.tracker, head=head, appearance=appearance,
-                     use_appearance=use_appearance,
-                     det_file=args.det_file or cfg.det_file,
-                     min_confidence=(args.min_confidence if args.min_confidence is not None
-                                     else cfg.min_confidence))
+    # replace(), not a new RunConfig: every other run setting (interpolate_max_gap, ...)
+    # comes through from the preset and --set as it is.
+    return dataclasses.replace(
+        cfg, head=head, appearance=appearance, use_appearance=use_appearance,
+        det_file=args.det_file or cfg.det_file,
+        min_confidence=(args.min_confidence if args.min_confidence is not None
+                        else cfg.min_confidence))
 
 
 def _parse_setting(text: str) -> tuple[str, Any]:

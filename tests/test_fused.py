@@ -257,3 +257,29 @@ def test_interpolate_max_gap_is_checked_in_the_run_config():
 
     with pytest.raises(ConfigError, match="interpolate_max_gap"):
         RunConfig(interpolate_max_gap=-1)
+
+
+def test_cli_interpolation_is_recorded_and_only_adds_rows(capsys, split, tmp_path):
+    import json
+
+    from cli_support import run
+
+    det = split / "SEQ-01" / "det" / "det.txt"
+    lines = det.read_text().splitlines()
+    # The first person is not detected on frames 7 and 8 (rows 2 * (f - 1)).
+    det.write_text("\n".join(r for i, r in enumerate(lines) if i not in (12, 14)) + "\n")
+    rows = {}
+    for gap in (0, 30):
+        out = tmp_path / f"res{gap}"
+        code, _, err = run(capsys, "track", split / "SEQ-01", "--no-appearance", "--out", out,
+                           "--quiet", "--set", f"interpolate_max_gap={gap}",
+                           "--set", "tracker.output_max_gap=0")
+        assert code == 0, err
+        assert json.loads((out / "config.json").read_text())["interpolate_max_gap"] == gap
+        rows[gap] = {tuple(r.split(",")[:2]): r.split(",")[6]
+                     for r in (out / "SEQ-01.txt").read_text().splitlines()}
+    online, offline = rows[0], rows[30]
+    assert set(online) <= set(offline)
+    added = set(offline) - set(online)
+    assert {k[0] for k in added} == {"7", "8"} and len({k[1] for k in added}) == 1
+    assert {float(offline[k]) for k in added} == {INTERPOLATED}
