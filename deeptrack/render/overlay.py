@@ -116,7 +116,9 @@ class Overlay:
         """
         from PIL import ImageDraw
 
-        pen = _Pen(ImageDraw.Draw(image, "RGBA"), image.size, scale)
+        held = [s for s in self._switches if frame - self.hold < s.frame <= frame]
+        title = self._title_lines(frame, [s for s in held if s.frame == frame])
+        pen = _Pen(ImageDraw.Draw(image, "RGBA"), image.size, scale, len(title))
         rows = self._by_frame.rows(frame, frame)
         ids = self.results.track_id[rows]
         colours = [tuple(c) for c in id_colours(ids).tolist()]
@@ -130,7 +132,6 @@ class Overlay:
                 pen.dashed_box(self.gt_boxes[g], MISSED)
         for r, c in zip(rows.tolist(), colours, strict=True):
             pen.box(self.results.boxes[r], c, pen.width)
-        held = [s for s in self._switches if frame - self.hold < s.frame <= frame]
         switched_ids = {s.track_id: s for s in held}
         if events is not None:
             for r in events.false_positives.tolist():
@@ -144,7 +145,7 @@ class Overlay:
         if events is not None:
             for r in events.false_positives.tolist():
                 pen.label(self.results.boxes[r], "FP", FALSE_POSITIVE, below=True)
-        self._draw_title(pen, frame, [s for s in held if s.frame == frame])
+        pen.text_block(title)
         self._draw_legend(pen)
 
     def _draw_trails(self, pen: _Pen, frame: int, ids: NDArray[np.int64],
@@ -157,7 +158,7 @@ class Overlay:
             if len(centres) > 1:
                 pen.polyline(centres, c)
 
-    def _draw_title(self, pen: _Pen, frame: int, switches: list[_Switch]) -> None:
+    def _title_lines(self, frame: int, switches: list[_Switch]) -> list[tuple[str, Colour]]:
         of = f"/{self.n_frames}" if self.n_frames else ""
         lines: list[tuple[str, Colour]] = [(f"{self.title}  frame {frame}{of}".strip(),
                                             (255, 255, 255))]
@@ -171,7 +172,7 @@ class Overlay:
                 text = "; ".join(f"object {s.object_id}: track {s.previous_id} -> {s.track_id}"
                                  for s in switches)
                 lines.append((f"ID switch: {text}", SWITCH))
-        pen.text_block(lines)
+        return lines
 
     def _draw_legend(self, pen: _Pen) -> None:
         if self.events is None:
@@ -208,12 +209,14 @@ class _Pen:
     """Drawing primitives in original-frame pixels, scaled to the image, sized by its height."""
 
     def __init__(self, draw: ImageDraw.ImageDraw, size: tuple[int, int],
-                 scale: tuple[float, float]) -> None:
+                 scale: tuple[float, float], title_lines: int = 0) -> None:
         self.draw, self.size, (self.sx, self.sy) = draw, size, scale
         unit = size[1] / 540  # line widths and text follow the image height
         self.width = max(2, round(2 * unit))  # 2 px survive 4:2:0 video colour
         self.font_size = max(10, round(15 * unit))
         self.font = _font(self.font_size)
+        self.step = self.font_size + 4  # between lines of text
+        self.top = self.step * title_lines + 4 if title_lines else 0  # labels stay below
 
     def _xyxy(self, box: NDArray[np.float64]) -> list[int]:
         x1, y1, x2, y2 = box.tolist()
@@ -252,20 +255,19 @@ class _Pen:
         left, top, right, bottom = self.font.getbbox(text)
         w, h = right - left + 4, bottom - top + 4
         y = y2 if below else y1 - h
-        y = min(max(y, 0), self.size[1] - h)
+        y = min(max(y, self.top), self.size[1] - h)
         self.draw.rectangle([x1, y, x1 + w - 1, y + h - 1], fill=colour)
         self.draw.text((x1 + 2 - left, y + 2 - top), text, font=self.font, fill=_ink(colour))
 
     def text_block(self, lines: list[tuple[str, Colour]]) -> None:
         """Write lines on a shaded band across the image's top."""
-        step = self.font_size + 4
-        self.draw.rectangle([0, 0, self.size[0], step * len(lines) + 4], fill=_SHADE)
+        self.draw.rectangle([0, 0, self.size[0], self.step * len(lines) + 4], fill=_SHADE)
         for k, (text, colour) in enumerate(lines):
-            self.draw.text((6, 3 + k * step), text, font=self.font, fill=colour)
+            self.draw.text((6, 3 + k * self.step), text, font=self.font, fill=colour)
 
     def legend(self, entries: list[tuple[str, str]]) -> None:
         """Draw a swatch and a text per entry in a shaded box at the bottom-left."""
-        step = self.font_size + 4
+        step = self.step
         sw = 2 * self.font_size  # swatch width
         widths = [self.font.getbbox(text)[2] for _, text in entries]
         h = step * len(entries) + 6

@@ -381,10 +381,11 @@ def describe(info: RenderInfo, events: EvaluationEvents | None = None) -> str:
     score = events.score_through(last)
     switches = events.switch_frames
     shown = switches[(switches >= first) & (switches <= last)].tolist()
+    n_shown = sum(events.at(f).n_switches for f in shown)
     listed = ", ".join(map(str, shown[:12])) + (", ..." if len(shown) > 12 else "")
     return (f"{text}\nframes 1-{last}: MOTA {100 * score.mota:.1f}%, IDF1 "
-            f"{100 * score.idf1:.1f}%, {score.clear.idsw} identity switches; drawn: "
-            f"{len(shown)}{f' (frames {listed})' if shown else ''}")
+            f"{100 * score.idf1:.1f}%, {score.clear.idsw} identity switches; in the frames "
+            f"drawn: {n_shown}{f' (frames {listed})' if shown else ''}")
 
 
 def results_file(results: str | Path, sequence: Sequence) -> Path:
