@@ -117,6 +117,7 @@ def identity_timeline(events: EvaluationEvents, ax: Axes | None = None, *, title
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     rows = timeline_rows(events, n_frames)
     if ax is None:
@@ -137,6 +138,7 @@ def identity_timeline(events: EvaluationEvents, ax: Axes | None = None, *, title
                   fontsize=7 if n > 20 else 8)
     ax.set_ylabel("ground-truth object")
     ax.set_xlabel("frame")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     score = events.score_through(np.iinfo(np.int64).max)
     head = f"{title}: " if title else ""
     ax.set_title(f"{head}MOTA {100 * score.mota:.1f}%, IDF1 {100 * score.idf1:.1f}%, "
