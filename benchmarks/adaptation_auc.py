@@ -1,0 +1,153 @@
+"""Identity separation of each backbone's vectors, with and without online adaptation.
+
+On the scored ground-truth boxes of every shared sequence, the pooling
+study's protocol (same- against different-identity cosine distances of pairs
+at most ``--pair-window`` frames apart, ROC AUC; ``benchmarks/study``):
+
+- MobileNetV2 ImageNet RoI features at stride 32 and stride 16 (average
+  pooling), OSNet x0.25 as a RoI backbone (its own head on 8x8 RoIs of one
+  frame pass), OSNet x0.25 on 256x128 crops;
+- each as given, mean-centred online (``centre``) and also weighted per
+  dimension by across-object over within-track spread (``centre_scale``),
+  exactly as :class:`deeptrack.appearance.adapt.OnlineAdapter` does in the
+  tracker: frame by frame in order, causal. The tracker learns the
+  within-track spread from its own tracks; with no tracker here, the
+  consecutive boxes of each ground-truth identity stand in for them.
+
+Usage::
+
+    python benchmarks/adaptation_auc.py --weights ../shared/weights/mobilenet_v2_imagenet_features.pth \\
+        --osnet-weights ../shared/weights/osnet_x0_25_msmt17.pth [--out benchmarks/results]
+
+Writes ``adaptation_auc.json`` and ``adaptation_auc.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from hostinfo import cpu_model
+from study.data import extract_maps, load_study_sequences
+from study.separation import pair_distances, roc_auc, sample_pairs
+
+from deeptrack.appearance import EmbeddingHead
+from deeptrack.appearance.adapt import OnlineAdapter
+from deeptrack.appearance.embedder import RoIEmbedder
+from deeptrack.config import AppearanceConfig, HeadConfig, default_cache_dir
+from deeptrack.io.mot import write_atomic
+
+MODES = ("none", "centre", "centre_scale")
+
+
+def sources(weights: str, osnet: str | None) -> dict[str, AppearanceConfig]:
+    cache = str(default_cache_dir())
+    out = {f"MobileNetV2 {layer}": AppearanceConfig(backbone="mobilenet_v2", weights=weights,
+                                                    layer=layer, image_scale=0.5, cache_dir=cache)
+           for layer in ("stride32", "stride16")}
+    if osnet:
+        out["OSNet x0.25 RoI (head)"] = AppearanceConfig(
+            backbone="osnet_x0_25", weights=osnet, layer="head", roi_size=8, image_scale=0.5,
+            cache_dir=cache)
+        out["OSNet x0.25 crops"] = AppearanceConfig(backbone="osnet_x0_25", weights=osnet,
+                                                    layer="crops", cache_dir=cache)
+    return out
+
+
+def adapted(frame_vectors: list[np.ndarray], frame_ids: list[np.ndarray],
+            mode: str) -> np.ndarray:
+    """Run the online adapter over the frames in order; rows in frame order."""
+    adapter = OnlineAdapter(mode)
+    last: dict[int, np.ndarray] = {}
+    rows = []
+    for v, ids in zip(frame_vectors, frame_ids):
+        if len(v) == 0:
+            continue
+        rows.append(adapter(v))
+        if mode == "centre_scale":
+            seen = [(last[i], v[k]) for k, i in enumerate(ids.tolist()) if i in last]
+            if seen:
+                adapter.observe(np.stack([a for a, _ in seen]), np.stack([b for _, b in seen]))
+            last.update({i: v[k] for k, i in enumerate(ids.tolist())})
+    return np.concatenate(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", required=True)
+    p.add_argument("--osnet-weights", default=None)
+    p.add_argument("--data", default=os.environ.get("DEEPTRACK_DATA",
+                                                    REPO.parent / "shared" / "data"))
+    p.add_argument("--pair-window", type=int, default=30)
+    p.add_argument("--pairs", type=int, default=20000)
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    data = Path(args.data)
+    if (data / "MOT15" / "train").is_dir():  # the shared data folder: its MOT15 split
+        data = data / "MOT15" / "train"
+    seqs = load_study_sequences(data, None, [("det.txt", None),
+                                                        ("det_frcnn.txt", None)])
+    head = EmbeddingHead(HeadConfig(pooling="avg"))
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name, appearance in sources(args.weights, args.osnet_weights).items():
+        embedder = RoIEmbedder(appearance)
+        table[name] = {}
+        per_mode: dict[str, tuple[list, list]] = {m: ([], []) for m in MODES}
+        for seq in seqs:
+            extract_maps(seq, appearance, embedder)
+            maps = seq.maps[embedder.spec.layer]["gt"]
+            starts = np.searchsorted(seq.gt_frames, np.arange(1, len(maps) + 2))
+            vectors = [head(m) if len(m) else np.zeros((0, 1), np.float32) for m in maps]
+            ids = [seq.gt_ids[starts[i]:starts[i + 1]] for i in range(len(maps))]
+            pos, neg = sample_pairs(seq.gt_frames, seq.gt_ids, args.pair_window, args.pairs, 0)
+            for mode in MODES:
+                v = adapted(vectors, ids, mode)
+                dp, dn = pair_distances(v, pos), pair_distances(v, neg)
+                table[name][f"{seq.name} {mode}"] = {"auc": round(roc_auc(dp, dn), 4)}
+                per_mode[mode][0].append(dp)
+                per_mode[mode][1].append(dn)
+            seq.maps.clear()
+        for mode, (dp, dn) in per_mode.items():
+            table[name][f"all {mode}"] = {
+                "auc": round(roc_auc(np.concatenate(dp), np.concatenate(dn)), 4)}
+        print(name, {k: v["auc"] for k, v in table[name].items()}, file=sys.stderr, flush=True)
+    command = "python benchmarks/adaptation_auc.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    names = [s.name for s in seqs]
+    lines = [f"Command: `{command}`", "",
+             (f"Machine: {cpu_model()}, {os.cpu_count()} cores; "
+              f"{time.perf_counter() - start:.0f} s."), "",
+             ("ROC AUC of same- vs different-identity cosine distances on ground-truth boxes "
+              f"(pairs at most {args.pair_window} frames apart). Columns: each sequence and "
+              "all pairs together, for the vectors as given / centred online / centred and "
+              "scaled."),
+             "", ("| vectors | " + " | ".join(names) + " | all pairs | mean gain (centre) "
+                  "| mean gain (centre_scale) |"), "|---|" + "---|" * (len(names) + 3)]
+    for name, t in table.items():
+        cells = [" / ".join(f"{t[f'{s} {m}']['auc']:.3f}" for m in MODES) for s in names]
+        cells.append(" / ".join(f"{t[f'all {m}']['auc']:.3f}" for m in MODES))
+        gains = [np.mean([t[f"{s} {m}"]["auc"] - t[f"{s} none"]["auc"] for s in names])
+                 for m in MODES[1:]]
+        lines.append(f"| {name} | " + " | ".join(cells) +
+                     f" | {gains[0]:+.3f} | {gains[1]:+.3f} |")
+    md = "\n".join(lines) + "\n"
+    out = Path(args.out)
+    write_atomic(out / "adaptation_auc.json", json.dumps(
+        {"command": command, "cpu": cpu_model(), "table": table}, indent=2))
+    write_atomic(out / "adaptation_auc.md", md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
