@@ -361,6 +361,66 @@ def _compare_rows(seqs, cfg: RunConfig, modes: list[str], quiet: bool):
     return rows, results
 
 
+def _compare_rows_sweep(seqs, cfg: RunConfig, modes: list[str], args: argparse.Namespace):
+    """``_compare_rows`` as independent tasks on local workers or a Ray cluster (deeptrack.sweeps).
+
+    Returns the rows and results of what completed, and the failed tasks; a
+    mode's row combines only its completed sequences and names the others.
+    """
+    from deeptrack.sweeps import SweepSpec, Variant, make_backend, run_sweep
+
+    for seq in seqs:
+        if seq.gt is None:
+            raise CLIError(f"{seq.path}: no gt/gt.txt, cannot evaluate")
+    spec = SweepSpec(tuple(str(s.path) for s in seqs),
+                     tuple(Variant(m, _mode_config(cfg, m)) for m in modes), evaluate=False)
+    backend = make_backend(args.workers, args.ray_address)
+    with _TaskBar(args.quiet) as bar:
+        try:
+            result = run_sweep(spec, backend, progress=bar.update)
+        finally:
+            backend.close()
+    by_path = {str(s.path): s for s in seqs}
+    rows, results = [], {}
+    for mode, done in result.by_label().items():
+        if not done:
+            continue
+        results.update({(mode, Path(r.path).name): r.run.results for r in done})
+        row = _compare_row(mode, [(by_path[r.path], r.run) for r in done])
+        missing = sorted(set(by_path) - {r.path for r in done})
+        if missing:
+            row["missing"] = [by_path[m].name for m in missing]
+        rows.append(row)
+    return rows, results, result.failures
+
+
+class _TaskBar:
+    """One progress bar over a sweep's tasks; each failure printed above it as it happens."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bar, self.failed = quiet, None, 0
+
+    def update(self, outcome, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc="tasks", unit="task", disable=self.quiet,
+                            file=sys.stderr, dynamic_ncols=True, leave=False)
+        if not outcome.ok:
+            self.failed += 1
+            tqdm.write(f"deeptrack: task failed: {outcome.name}: {outcome.error}",
+                       file=sys.stderr)
+            self.bar.set_postfix(failed=self.failed)
+        self.bar.update(1)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _compare_row(mode: str, runs) -> dict[str, Any]:
     """One mode's row: metrics combined over the sequences, cost, and each sequence's metrics."""
     from deeptrack.eval import evaluate_sequence
@@ -430,17 +490,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_destination(out)  # before the work, not after it
     seqs = _load_sequences(args.path, cfg)
-    rows, results = _compare_rows(seqs, cfg, modes, args.quiet)
+    failed = []
+    if args.workers is None and args.ray_address is None:
+        rows, results = _compare_rows(seqs, cfg, modes, args.quiet)
+    else:
+        rows, results, failed = _compare_rows_sweep(seqs, cfg, modes, args)
+        if not rows:
+            raise CLIError(f"every task failed, e.g. {failed[0].name}: {failed[0].error}")
     print(_compare_table(rows))
     files: dict[str, str | bytes] = {
         f"{mode.replace(':', '_')}/{name}.txt": format_results(res)
         for (mode, name), res in results.items()
     }
     files["compare.json"] = json.dumps(
-        {"config": to_dict(cfg), "sequences": [s.name for s in seqs], "rows": rows},
+        {"config": to_dict(cfg), "sequences": [s.name for s in seqs], "rows": rows,
+         **({"complete": False, "failed": [o.name for o in failed]} if failed else {})},
         indent=2, default=str)
     title = f"{', '.join(s.name for s in seqs)} ({cfg.appearance.backbone}, {cfg.det_file})"
     files["compare.png"] = _bar_chart(rows, title)
+    if failed:  # what completed is kept, and marked as incomplete wherever it is read
+        files["failures.json"] = json.dumps(
+            {"complete": False, "failed": [{"task": o.name, "error": o.error} for o in failed]},
+            indent=2)
+        note = _write_set(out, files, "compare (INCOMPLETE: see failures.json)")
+        print(f"INCOMPLETE: {len(failed)} task(s) failed; what completed is in {out}/ with "
+              f"failures.json{note}", file=sys.stderr)
+        return 1
     note = _write_set(out, files, "compare")
     print(f"table, results and chart written to {out}/ (compare.json, compare.png){note}")
     return 0
@@ -534,6 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"'{MOTION_ONLY}' for motion only)")
     p.set_defaults(pooling="avg,max,avgmax,gem")
     p.add_argument("--out", default="runs/compare", help="folder for results, JSON and chart")
+    p.add_argument("--workers", type=_number("--workers", int, 1, 4096),
+                   help="run every (sequence, mode) as an independent task on N local workers "
+                        "(a local Ray instance if Ray is installed, else a process pool); the "
+                        "same results as without it")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="run the tasks on the Ray cluster at ADDRESS (HEAD:6379, or auto)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="track a synthetic scene with and without appearance")
