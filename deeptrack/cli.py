@@ -1,6 +1,6 @@
 """The ``deeptrack`` command line: argparse -> config -> library calls.
 
-Commands: ``track``, ``eval``, ``compare``, ``demo`` and ``render``. Errors in the
+Commands: ``track``, ``eval``, ``compare``, ``tune``, ``demo`` and ``render``. Errors in the
 user's input (missing folders, malformed files, unknown options or modes)
 print one line on stderr and exit with status 2; result files are written
 only once everything they depend on has succeeded.
@@ -521,6 +521,63 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Search tracker settings on the training split (Ray Tune); judge them on --holdout."""
+    import os
+
+    from deeptrack.sweeps import RayBackend, ray_available
+    from deeptrack.sweeps.tune import parse_param, preset_yaml, summary, tune
+
+    if not ray_available():
+        raise CLIError("deeptrack tune needs Ray Tune: pip install 'deeptrack[ray]'")
+    space = [parse_param(text) for text in args.space or ()]
+    cfg = _load_config(args)
+    out = Path(args.out)
+    if out.is_dir():
+        raise CLIError(f"--out {out}: is a folder; give the preset file to write, e.g. tuned.yaml")
+    train, holdout = _load_sequences(args.path, cfg), _load_sequences(args.holdout, cfg)
+    for seq in (*train, *holdout):
+        if seq.gt is None:
+            raise CLIError(f"{seq.path}: no gt/gt.txt, cannot score a setting")
+    backend = RayBackend(address=args.ray_address, workers=args.workers or os.cpu_count() or 1)
+    from tqdm import tqdm
+
+    with tqdm(total=args.samples, desc="trials", unit="trial", disable=args.quiet,
+              file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
+        def progress(name: str, done: int, total: int, ok: bool) -> None:
+            if not ok:
+                tqdm.write(f"deeptrack: trial failed: {name}", file=sys.stderr)
+            bar.update(1)
+
+        try:
+            result = tune(cfg, [str(s.path) for s in train], [str(s.path) for s in holdout],
+                          backend, space=space, metric=args.metric, samples=args.samples,
+                          searcher=args.searcher, seed=args.seed, progress=progress)
+        finally:
+            backend.close()
+    from deeptrack.eval.report import Column, pct, render_table
+
+    rows = [{"split": split, "setting": label, **scores.combined}
+            for split, part in (("train", result.train), ("held-out", result.holdout))
+            for label, scores in part.items()]
+    print(render_table(rows, [Column("split", "split"), Column("setting", "setting"),
+                              pct("IDF1", "idf1"), pct("HOTA", "hota"), pct("MOTA", "mota"),
+                              Column("IDsw", "idsw")], rule=True))
+    header = summary(result, [s.name for s in train], [s.name for s in holdout],
+                     source=args.config or "the defaults", seed=args.seed)
+    print("\n".join(header[1:]))
+    for name, error in result.failed:
+        print(f"deeptrack: failed: {name}: {error}", file=sys.stderr)
+    # the preset as given (file, --set, flags), less what belongs to this machine
+    preset = load_yaml(args.config) if args.config else RunConfig()
+    machine = {k: getattr(preset.appearance, k)
+               for k in ("weights", "cache_dir", "cache_max_bytes", "device", "batch_size")}
+    preset = dataclasses.replace(cfg, appearance=dataclasses.replace(cfg.appearance, **machine))
+    write_atomic(out, preset_yaml(preset, result, header))
+    print(f"preset written to {out}")
+    return 1 if result.failed else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from deeptrack.config import TrackerConfig
     from deeptrack.eval import evaluate_sequence
@@ -616,6 +673,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="run the tasks on the Ray cluster at ADDRESS (HEAD:6379, or auto)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("tune", help="search tracker settings on training sequences (Ray Tune), "
+                       "score the choice on held-out ones, write it as a preset")
+    _add_run_options(p, f"pooling mode: {modes}; gem:P sets GeM's p")
+    p.add_argument("--holdout", required=True, metavar="SEQ_OR_SPLIT",
+                   help="sequences the search never sees, to score its choice")
+    p.add_argument("--space", action="append", metavar="KEY=KIND:LOW:HIGH",
+                   help="a searched key: int:LOW:HIGH, float:LOW:HIGH, log:LOW:HIGH or "
+                        "choice:A,B (repeatable; default: the preset's association settings)")
+    p.add_argument("--metric", choices=("idf1", "hota"), default="idf1",
+                   help="what to maximise, combined over the training runs")
+    p.add_argument("--samples", type=_number("--samples", int, 1, 100_000), default=20,
+                   help="trials")
+    p.add_argument("--searcher", choices=("auto", "optuna", "random"), default="auto",
+                   help="auto: Optuna's TPE if optuna is installed, else random search")
+    p.add_argument("--seed", type=_number("--seed", int, 0, 2**31 - 1), default=0,
+                   help="the searcher's seed")
+    p.add_argument("--workers", type=_number("--workers", int, 1, 4096),
+                   help="trials at once on a local Ray instance (default: the cores)")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="run the trials on the Ray cluster at ADDRESS (HEAD:6379, or auto)")
+    p.add_argument("--out", default="runs/tuned.yaml", help="the preset file to write")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("demo", help="track a synthetic scene with and without appearance")
     p.add_argument("--objects", type=_number("--objects", int, 1, DEMO_MAX_OBJECTS), default=20,

@@ -106,7 +106,7 @@ class RunResult:
 
     Attributes:
         sequence: the sequence's name (``seqinfo.ini``).
-        path: its folder.
+        path: its folder, as the job gave it.
         det_file: the detection file tracked.
         label: the variant's label.
         run: tracks and cost (:class:`deeptrack.pipeline.TrackRun`).
@@ -184,7 +184,7 @@ def track(job: RunJob, features=None) -> RunResult:
     metrics = None
     if job.evaluate and seq.gt is not None:
         metrics = evaluate_sequence(seq.gt, run.results, name=seq.name, path=seq.path)
-    return RunResult(seq.name, str(seq.path), cfg.det_file, job.label, run, metrics)
+    return RunResult(seq.name, job.sequence, cfg.det_file, job.label, run, metrics)
 
 
 def appearance_key(job: FeatureJob) -> str:
