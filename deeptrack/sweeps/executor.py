@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -324,7 +325,25 @@ def ray_available() -> bool:
 
 
 def _ray_execute(name: str, fn: Callable[..., Any], args: Sequence[Any], *needed: Any):
-    return execute(name, fn, args, needed)
+    import ray
+
+    outcome, value = execute(name, fn, args, needed)
+    node = ray.get_runtime_context().get_node_id()[:12]
+    return replace(outcome, node=f"{outcome.node} (Ray node {node})"), value
+
+
+def _token_mode_for_clusters() -> None:
+    """Send Ray's authentication token to a cluster, as ``ray.init`` does for a local instance.
+
+    ``ray start`` turns token authentication on by default, but a driver that
+    connects to it sends the token only when ``RAY_AUTH_MODE=token``, read when
+    Ray is first imported. Set it here, before that import, if a token exists.
+    """
+    if "RAY_AUTH_MODE" in os.environ or "ray" in sys.modules:
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.exists(path):
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 @dataclass
@@ -351,6 +370,8 @@ class RayBackend:
 
     def connect(self):
         """Return the ``ray`` module, connected (started locally when no address was given)."""
+        if self.address is not None:
+            _token_mode_for_clusters()
         try:
             import ray
         except ImportError:

@@ -56,7 +56,9 @@ class LocalCluster:
             raise ValueError(f"nodes = {nodes}: expected >= 1")
         self.nodes, self.cpus_per_node = nodes, cpus_per_node
         self.object_store_bytes = object_store_bytes
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", **(env or {})}
+        # not the address of a Ray instance this process may have started
+        self.env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        self.env.update({"RAY_AUTH_MODE": "token", **(env or {})})
         self.start_timeout = start_timeout
         self.address = ""
         self._procs: list[subprocess.Popen] = []
