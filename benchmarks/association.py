@@ -8,8 +8,12 @@ luck. Beside them:
 
 - the peers of ``benchmarks/results/peers.json`` (same detections), best
   single peer on the mean and best per run;
+- with ``--osnet-weights``, the OSNet preset (configs/fused_osnet.yaml: the
+  same association on OSNet x0.25 crops, with a lifecycle for re-ID
+  features) and its nearby values;
 - a bound on what appearance can add in this tracker: the preset, with
-  appearance for lost tracks too, fed near-oracle vectors (one direction per ground-truth identity plus noise,
+  appearance for lost tracks too (and also with long memory and a wide
+  gate), fed near-oracle vectors (one direction per ground-truth identity plus noise,
   a random direction for a detection matching no identity);
 - association speed at 30 objects (synthetic scene, 1280-d vectors, the
   fused and DeepSORT strategies timed alternately in this process).
@@ -17,7 +21,8 @@ luck. Beside them:
 Usage::
 
     python benchmarks/association.py --weights ../shared/weights/mobilenet_v2_imagenet_features.pth \\
-        [--data ../shared/data] [--out benchmarks/results]
+        [--osnet-weights ../shared/weights/osnet_x0_25_msmt17.pth] [--data ../shared/data] \\
+        [--out benchmarks/results]
 
 Writes ``association.json`` and ``association.md`` into ``--out``.
 """
@@ -72,6 +77,8 @@ VARIANTS: list[tuple[str, dict[str, Any], bool]] = [
     ("fused_max_cost 0.55", {"tracker.fused_max_cost": 0.55}, True),
     ("fused_max_cost 0.65", {"tracker.fused_max_cost": 0.65}, True),
     ("max_age 60", {"tracker.max_age": 60}, True),
+    ("max_age 100, wide gate (chi2 100)", {"tracker.max_age": 100,
+                                           "tracker.gating_threshold": 100.0}, True),
     ("OFFLINE: interpolate gaps up to 10", {"run.interpolate_max_gap": 10}, True),
     ("OFFLINE: interpolate gaps up to 20", {"run.interpolate_max_gap": 20}, True),
 ]
@@ -102,14 +109,40 @@ def oracle_embeddings(seq: Sequence, noise: float, seed: int = 0,
     return out
 
 
-def run_variants(base: RunConfig, data: Path) -> list[dict[str, Any]]:
+#: Variants of the OSNet preset (``--osnet-weights``; configs/fused_osnet.yaml: OSNet
+#: x0.25 on 256x128 crops, appearance for lost tracks too, max_age 100, chi-square gate 30).
+OSNET_VARIANTS: list[tuple[str, dict[str, Any], bool]] = [
+    ("OSNet preset (configs/fused_osnet.yaml)", {}, True),
+    ("OSNet, max_age 60", {"tracker.max_age": 60}, False),
+    ("OSNet, max_age 150", {"tracker.max_age": 150}, False),
+    ("OSNet, chi2 gate 100", {"tracker.gating_threshold": 100.0}, False),
+    ("OSNet, max_age 30, chi2 gate 9.49 (DeepSORT's)", {"tracker.max_age": 30,
+                                                       "tracker.gating_threshold": 9.4877},
+     False),
+    ("OSNet, no appearance for lost tracks", {"tracker.lost_appearance": False}, False),
+]
+
+#: Lifecycles the near-oracle vectors run in: appearance used for lost tracks too, and
+#: also with long memory and a wide gate (where perfect appearance has the most to do).
+ORACLE_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("lost tracks too", {"tracker.lost_appearance": True}),
+    ("lost tracks too, max_age 100, wide gate", {
+        "tracker.lost_appearance": True, "tracker.max_age": 100,
+        "tracker.gating_threshold": 100.0}),
+]
+
+
+def run_variants(base: RunConfig, data: Path, osnet: RunConfig | None) -> list[dict[str, Any]]:
     rows, cache = [], {}
     deepsort = load_yaml(REPO / "configs" / "deepsort.yaml")
     deepsort = dataclasses.replace(deepsort, appearance=base.appearance)
+    variants = [(n, s, m, base) for n, s, m in VARIANTS]
+    if osnet is not None:
+        variants += [(n, s, m, osnet) for n, s, m in OSNET_VARIANTS]
     for seq_name, det in RUNS:
-        for name, setting, motion_too in VARIANTS:
+        for name, setting, motion_too, preset in variants:
             setting = dict(setting)
-            cfg = deepsort if setting.pop("preset", None) else base
+            cfg = deepsort if setting.pop("preset", None) else preset
             cfg = apply(cfg, setting)
             for use in (True, False) if motion_too else (True,):
                 start = time.perf_counter()
@@ -123,15 +156,17 @@ def run_variants(base: RunConfig, data: Path) -> list[dict[str, Any]]:
 
 
 def run_oracle(base: RunConfig, data: Path, noises=(0.5, 1.0, 2.0)) -> list[dict[str, Any]]:
-    """The preset on near-oracle vectors, appearance used for lost tracks too (its full role)."""
-    base = apply(base, {"tracker.lost_appearance": True})
+    """The preset on near-oracle vectors, in each of :data:`ORACLE_VARIANTS`' lifecycles."""
     rows = []
     for seq_name, det in RUNS:
         seq = load_sequence(data / seq_name, det_file=det, min_confidence=base.min_confidence)
         for noise in noises:
-            run = run_sequence(seq, base, embeddings=oracle_embeddings(seq, noise))
-            rows.append({"variant": f"near-oracle vectors (lost tracks too), noise {noise}", "appearance": True,
-                         "run": f"{Path(seq_name).name}/{det}", **evaluate(seq, run)})
+            vectors = oracle_embeddings(seq, noise)
+            for label, setting in ORACLE_VARIANTS:
+                run = run_sequence(seq, apply(base, setting), embeddings=vectors)
+                rows.append({"variant": f"near-oracle vectors ({label}), noise {noise}",
+                             "appearance": True,
+                             "run": f"{Path(seq_name).name}/{det}", **evaluate(seq, run)})
     return rows
 
 
@@ -210,26 +245,35 @@ def render(summary, peer, spd, command, host) -> str:
         other = by.get((s["variant"], False)) if s["appearance"] else None
         delta = (f"{s['mean_idf1'] - other['mean_idf1']:+.2f} | "
                  f"{s['mean_hota'] - other['mean_hota']:+.2f}") if other else " | "
-        feats = "RoI" if s["appearance"] else "motion"
-        if s["variant"].startswith("near-oracle"):
+        feats = "RoI"
+        if not s["appearance"]:
+            feats = "motion"
+        elif s["variant"].startswith("near-oracle"):
             feats = "oracle"
+        elif s["variant"].startswith("OSNet"):
+            feats = "OSNet"
         lines.append(f"| {s['variant']} | {feats} | " + " | ".join(cells) +
                      f" | {s['mean_idf1']:.2f} | {s['mean_hota']:.2f} | {delta} |")
     if peer:
-        pre = by[("preset (fused, calibrated)", True)]
+        presets = [(n, by[(n, True)]) for n in ("preset (fused, calibrated)",
+                                                 "OSNet preset (configs/fused_osnet.yaml)")
+                   if (n, True) in by]
         lines += ["", (f"Peers ({peer['source']}): best single peer on the mean "
-                       f"**{peer['best']}** {peer['idf1']:.2f} / {peer['hota']:.2f}; the preset "
-                       f"is {pre['mean_idf1'] - peer['idf1']:+.2f} IDF1, "
-                       f"{pre['mean_hota'] - peer['hota']:+.2f} HOTA from it."), "",
-                  "| run | best peer | its IDF1 / HOTA | preset - peer (IDF1 / HOTA) |",
-                  "|---|---|---|---|"]
+                       f"**{peer['best']}** {peer['idf1']:.2f} / {peer['hota']:.2f}. "
+                       + "; ".join(f"{n}: {p['mean_idf1'] - peer['idf1']:+.2f} IDF1, "
+                                   f"{p['mean_hota'] - peer['hota']:+.2f} HOTA from it"
+                                   for n, p in presets) + "."), "",
+                  ("| run | best peer | its IDF1 / HOTA | "
+                   + " | ".join(f"{n} - peer (IDF1 / HOTA)" for n, _ in presets) + " |"),
+                  "|---|---|---|" + "---|" * len(presets)]
         for r in runs:
             p = peer["per_run"].get(r)
             if p is None:
                 continue
-            mine = pre["runs"][r]
+            cells = [f"{m['runs'][r]['idf1'] - p['idf1']:+.2f} / "
+                     f"{m['runs'][r]['hota'] - p['hota']:+.2f}" for _, m in presets]
             lines.append(f"| {r} | {p['peer']} | {p['idf1']:.2f} / {p['hota']:.2f} | "
-                         f"{mine['idf1'] - p['idf1']:+.2f} / {mine['hota'] - p['hota']:+.2f} |")
+                         + " | ".join(cells) + " |")
     if spd:
         lines += ["", (f"Association speed at {spd['objects']} objects (synthetic, 1280-d, "
                        f"best of alternated repeats): fused {spd['fused_fps']:.0f} frames/s, "
@@ -241,18 +285,35 @@ def render(summary, peer, spd, command, host) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(REPO / "configs" / "fused.yaml"))
-    p.add_argument("--weights", required=True, help="MobileNetV2 weights file")
+    p.add_argument("--weights", help="MobileNetV2 weights file (required unless --from-json)")
     p.add_argument("--data", default=os.environ.get("DEEPTRACK_DATA", REPO.parent / "shared"
                                                     / "data"))
+    p.add_argument("--osnet-weights", default=None,
+                   help="OSNet x0.25 weights (.pth): adds the re-ID feature variants")
     p.add_argument("--peers", default=str(REPO / "benchmarks" / "results" / "peers.json"))
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="re-render association.md from a recorded association.json, no runs")
     args = p.parse_args(argv)
+    if args.from_json:
+        rec = json.loads(args.from_json.read_text())
+        md = render(rec["summary"], rec["peers"], rec["speed"], rec["command"], rec["machine"])
+        write_atomic(Path(args.out) / "association.md", md)
+        print(md)
+        return 0
+    if not args.weights:
+        p.error("--weights is required")
     base = load_yaml(args.config)
     base = dataclasses.replace(base, appearance=dataclasses.replace(
         base.appearance, cache_dir=str(default_cache_dir()), weights=args.weights))
     data = Path(args.data)
     start = time.perf_counter()
-    rows = run_variants(base, data) + run_oracle(base, data)
+    osnet = None
+    if args.osnet_weights:
+        osnet = load_yaml(REPO / "configs" / "fused_osnet.yaml")
+        osnet = dataclasses.replace(osnet, appearance=dataclasses.replace(
+            osnet.appearance, cache_dir=str(default_cache_dir()), weights=args.osnet_weights))
+    rows = run_variants(base, data, osnet) + run_oracle(base, data)
     summary = summarise(rows)
     spd = speed(base=base)
     peer = peers(Path(args.peers))
