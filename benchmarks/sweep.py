@@ -1,8 +1,11 @@
 """Sweep preset settings over the shared runs: one setting for all, with its spread.
 
 Every combination of the ``--grid`` values is applied to the preset and run
-on every sequence under ``--data`` with each detection file (the RoI maps come
-from the feature cache, computed once per appearance setting). Each row
+on every sequence under ``--data`` with each detection file, each run an
+independent task of :mod:`deeptrack.sweeps` (serially, or with ``--workers N``
+on local workers, or on a Ray cluster with ``--ray-address``: the same numbers
+either way); the RoI maps are extracted once per sequence, detection file and
+appearance setting, by a task the runs that need them wait for. Each row
 reports the per-run IDF1 / HOTA / MOTA and their means over the runs, so a
 setting is judged on all runs at once (no per-sequence tuning) and the
 neighbours of the chosen value show how much of its score is luck.
@@ -28,7 +31,6 @@ import dataclasses
 import itertools
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +39,10 @@ from deeptrack.config import (
     default_cache_dir,
     load_yaml,
     parse_scalar,
-    to_dict,
     with_settings,
 )
-from deeptrack.eval import evaluate_sequence
 from deeptrack.io.mot import write_atomic
-from deeptrack.io.sequence import load_sequence
-from deeptrack.pipeline import run_sequence, sequence_features
+from deeptrack.sweeps import SweepSpec, Variant, make_backend, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = (("MOT15/train/ADL-Rundle-6", "det.txt"), ("MOT15/train/ADL-Rundle-6", "det_frcnn.txt"),
@@ -67,38 +66,34 @@ def apply(cfg: RunConfig, setting: dict[str, Any]) -> RunConfig:
     return with_settings(cfg, {k.removeprefix("run."): v for k, v in setting.items()})
 
 
-def run_one(cfg: RunConfig, seq_path: Path, det_file: str, cache: dict) -> dict[str, float]:
-    """Track one run with ``cfg`` and return its metrics (percent)."""
-    seq = load_sequence(seq_path, det_file=det_file, min_confidence=cfg.min_confidence)
-    features = None
-    if cfg.use_appearance:
-        key = (str(seq_path), det_file, cfg.min_confidence, json.dumps(to_dict(cfg.appearance)))
-        if key not in cache:
-            cache.clear()  # one run's maps at a time: ADL-Rundle-6's are 0.6 GB
-            cache[key] = sequence_features(seq, cfg.appearance)
-        features = cache[key]
-    run = run_sequence(seq, cfg, features=features)
-    m = evaluate_sequence(seq.gt, run.results, name=seq.name, path=seq.path).to_dict()
-    return {k: 100.0 * m[k] for k in METRICS} | {"idsw": m["idsw"]}
+def sweep(base: RunConfig, grid, data: Path, backend=None, *,
+          transport: str = "auto") -> tuple[list[dict[str, Any]], list]:
+    """Run every setting of ``grid`` on every run as independent tasks (deeptrack.sweeps).
 
-
-def sweep(base: RunConfig, grid, data: Path) -> list[dict[str, Any]]:
-    """Run every setting of ``grid`` on every run; appearance settings vary slowest."""
+    Returns the rows of the runs that completed and the tasks that failed.
+    """
     keys = [k for k, _ in grid]
     settings = [dict(zip(keys, values)) for values in itertools.product(*(v for _, v in grid))]
-    settings.sort(key=lambda s: json.dumps({k: v for k, v in s.items()
-                                            if k.startswith("appearance.")}, sort_keys=True))
-    rows, cache = [], {}
-    for (seq, det) in RUNS:  # runs outermost: each run's maps are loaded once
-        for setting in settings:
-            cfg = apply(base, setting)
-            start = time.perf_counter()
-            metrics = run_one(cfg, data / seq, det, cache)
-            rows.append({"setting": setting, "run": f"{Path(seq).name}/{det}", **metrics,
-                         "seconds": round(time.perf_counter() - start, 2)})
-            print(f"{rows[-1]['run']:<28} {setting} IDF1 {metrics['idf1']:.2f} "
-                  f"HOTA {metrics['hota']:.2f}", file=sys.stderr, flush=True)
-    return rows
+    labels = {json.dumps(s, sort_keys=True): s for s in settings}
+    sequences = tuple(dict.fromkeys(str(data / seq) for seq, _ in RUNS))
+    det_files = tuple(dict.fromkeys(det for _, det in RUNS))
+    spec = SweepSpec(sequences, tuple(Variant(label, apply(base, s))
+                                      for label, s in labels.items()), det_files=det_files)
+
+    def progress(outcome, done: int, total: int) -> None:
+        state = f"{outcome.seconds:.1f} s" if outcome.ok else f"FAILED: {outcome.error}"
+        print(f"[{done}/{total}] {outcome.name}: {state}", file=sys.stderr, flush=True)
+
+    result = run_sweep(spec, backend, transport=transport, progress=progress)
+    seconds = {o.name: o.seconds for o in result.outcomes}
+    rows = []
+    for r in result.runs:  # runs outermost, as the spec orders them
+        m = r.metrics.to_dict()
+        name = f"{Path(r.path).name}/{r.det_file} {r.label}"
+        rows.append({"setting": labels[r.label], "run": f"{Path(r.path).name}/{r.det_file}",
+                     **{k: 100.0 * m[k] for k in METRICS}, "idsw": m["idsw"],
+                     "seconds": round(seconds.get(name, 0.0), 2)})
+    return rows, result.failures
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,21 +131,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=os.environ.get("DEEPTRACK_DATA", REPO.parent / "shared"
                                                     / "data"))
     p.add_argument("--out", default="runs/sweep")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local workers (Ray if installed, else a process pool); default serial")
+    p.add_argument("--ray-address", default=None, help="run the tasks on this Ray cluster")
     args = p.parse_args(argv)
     base = load_yaml(args.config)
     appearance = dataclasses.replace(base.appearance, cache_dir=str(default_cache_dir()))
     if args.weights:
         appearance = dataclasses.replace(appearance, weights=args.weights)
     base = dataclasses.replace(base, appearance=appearance)
-    rows = sweep(base, parse_grid(args.grid), Path(args.data))
+    backend = make_backend(args.workers, args.ray_address)
+    try:
+        rows, failed = sweep(base, parse_grid(args.grid), Path(args.data), backend)
+    finally:
+        backend.close()
     summary = summarise(rows)
     command = "python benchmarks/sweep.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
+    report = render(summary, command)
+    extra: dict[str, Any] = {}
+    if failed:  # what completed is written, and says it is not the whole sweep
+        extra = {"complete": False, "failed": [{"task": o.name, "error": o.error}
+                                                for o in failed]}
+        report = ("**INCOMPLETE**: failed tasks: "
+                  + "; ".join(f"{o.name} ({o.error})" for o in failed) + "\n\n" + report)
     write_atomic(out / "sweep.json", json.dumps({"command": command, "config": args.config,
-                                                 "rows": rows, "summary": summary}, indent=2))
-    write_atomic(out / "sweep.md", render(summary, command))
-    print(render(summary, command))
-    return 0
+                                                 "rows": rows, "summary": summary, **extra},
+                                                indent=2))
+    write_atomic(out / "sweep.md", report)
+    print(report)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
