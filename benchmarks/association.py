@@ -47,15 +47,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostinfo import cpu_model
-from sweep import METRICS, RUNS, apply, run_one
+from sweep import METRICS, RUNS, apply
 
 from deeptrack import Tracker
 from deeptrack.boxes import iou_matrix
-from deeptrack.config import RunConfig, default_cache_dir, load_yaml
+from deeptrack.config import RunConfig, default_cache_dir, load_yaml, to_dict
 from deeptrack.eval import evaluate_sequence
 from deeptrack.io.mot import write_atomic
 from deeptrack.io.sequence import Sequence, load_sequence
-from deeptrack.pipeline import run_sequence
+from deeptrack.pipeline import run_sequence, sequence_features
 from deeptrack.synthetic import make_scene
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +82,19 @@ VARIANTS: list[tuple[str, dict[str, Any], bool]] = [
     ("OFFLINE: interpolate gaps up to 10", {"run.interpolate_max_gap": 10}, True),
     ("OFFLINE: interpolate gaps up to 20", {"run.interpolate_max_gap": 20}, True),
 ]
+
+
+def run_one(cfg: RunConfig, seq_path: Path, det_file: str, cache: dict) -> dict[str, float]:
+    """Track one run with ``cfg`` and score it; one run's RoI maps are kept in ``cache``."""
+    seq = load_sequence(seq_path, det_file=det_file, min_confidence=cfg.min_confidence)
+    features = None
+    if cfg.use_appearance:
+        key = (str(seq_path), det_file, cfg.min_confidence, json.dumps(to_dict(cfg.appearance)))
+        if key not in cache:
+            cache.clear()  # one run's maps at a time: ADL-Rundle-6's are 0.6 GB
+            cache[key] = sequence_features(seq, cfg.appearance)
+        features = cache[key]
+    return evaluate(seq, run_sequence(seq, cfg, features=features))
 
 
 def evaluate(seq: Sequence, run) -> dict[str, float]:
@@ -293,11 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers", default=str(REPO / "benchmarks" / "results" / "peers.json"))
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     p.add_argument("--from-json", type=Path, default=None,
-                   help="re-render association.md from a recorded association.json, no runs")
+                   help="re-render association.md from a recorded association.json and the "
+                        "current --peers file, without running anything")
     args = p.parse_args(argv)
     if args.from_json:
         rec = json.loads(args.from_json.read_text())
-        md = render(rec["summary"], rec["peers"], rec["speed"], rec["command"], rec["machine"])
+        # The peers are read again: peers.json may have been recorded since.
+        md = render(rec["summary"], peers(Path(args.peers)), rec["speed"], rec["command"],
+                    rec["machine"])
         write_atomic(Path(args.out) / "association.md", md)
         print(md)
         return 0

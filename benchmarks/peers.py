@@ -81,6 +81,10 @@ DEFAULT_DATA = Path(os.environ.get("DEEPTRACK_DATA") or REPO.parent / "shared" /
 DEFAULT_WEIGHTS_DIR = Path(os.environ.get("DEEPTRACK_WEIGHTS") or REPO.parent / "shared" / "weights")
 MOBILENET_FILE = "mobilenet_v2_imagenet_features.pth"
 OSNET_FILE = "osnet_x0_25_msmt17.onnx"
+#: The OSNet weights deeptrack's own OSNet presets load (other weights than the .onnx).
+OSNET_PTH_FILE = "osnet_x0_25_msmt17.pth"
+#: The preset whose OSNet crop vectors deep-sort-realtime+osnet-pth is fed.
+OSNET_PRESET = REPO / "configs" / "fused_osnet.yaml"
 PEERS_CACHE = Path("~/.cache/deeptrack/peers").expanduser()
 DET_FILES = ("det.txt", "det_frcnn.txt")
 #: The preset whose RoI vectors deep-sort-realtime+roi is fed.
@@ -396,10 +400,13 @@ DSR_OUTPUT = {False: "output: every confirmed track, to_ltrb() Kalman box, also 
 DSR_EMBEDDINGS = {"roi": "avg-pooled ImageNet MobileNetV2 RoI maps of deeptrack's deepsort "
                          "preset appearance (1280-d)",
                   "osnet": f"OSNet x0.25 MSMT17 ({OSNET_FILE}, onnxruntime) of 256x128 RGB "
-                           "crops, ImageNet mean/std (512-d)"}
+                           "crops, ImageNet mean/std (512-d)",
+                  "osnet-pth": f"OSNet x0.25 MSMT17 ({OSNET_PTH_FILE}) of 256x128 crops, the "
+                               f"very vectors of deeptrack's {OSNET_PRESET.name} (512-d)"}
 
 
-def deep_sort_realtime_peers(osnet_file: Path) -> tuple[list[Peer], dict[str, str]]:
+def deep_sort_realtime_peers(osnet_file: Path, osnet_pth: bool = False
+                             ) -> tuple[list[Peer], dict[str, str]]:
     """deep-sort-realtime fed RoI vectors and, when onnxruntime works, OSNet vectors.
 
     Each embedding runs with its README's output rule and with deeptrack's
@@ -419,6 +426,8 @@ def deep_sort_realtime_peers(osnet_file: Path) -> tuple[list[Peer], dict[str, st
             kinds.append("osnet")
         else:
             skipped["deep-sort-realtime+osnet"] = f"weights file {osnet_file} not found"
+    if osnet_pth:
+        kinds.append("osnet-pth")
     version = f"deep-sort-realtime {_version('deep-sort-realtime')}, "
     peers = [Peer(f"deep-sort-realtime+{kind}" + (" matched-only" if matched else ""),
                   "deep-sort-realtime",
@@ -485,11 +494,15 @@ def other_peers() -> tuple[list[Peer], dict[str, str]]:
     return peers, skipped
 
 
-def available_peers(osnet_file: Path) -> tuple[list[Peer], dict[str, str]]:
-    """Return the peers whose libraries import, and a reason for each that does not."""
+def available_peers(osnet_file: Path, osnet_pth: bool = False
+                    ) -> tuple[list[Peer], dict[str, str]]:
+    """Return the peers whose libraries import, and a reason for each that does not.
+
+    ``osnet_pth``: also run deep-sort-realtime on deeptrack's OSNet (.pth) vectors.
+    """
     peers: list[Peer] = []
     skipped: dict[str, str] = {}
-    for found, missing in (deep_sort_realtime_peers(osnet_file), roboflow_peers(),
+    for found, missing in (deep_sort_realtime_peers(osnet_file, osnet_pth), roboflow_peers(),
                            other_peers()):
         peers += found
         skipped |= missing
@@ -626,11 +639,13 @@ def torchvision_weights_cached(name: str) -> bool:
     return (Path(torch.hub.get_dir()) / "checkpoints" / file).is_file()
 
 
-def resolve_weights(app: AppearanceConfig, mobilenet: Path) -> tuple[str | None, str | None]:
+def resolve_weights(app: AppearanceConfig, mobilenet: Path,
+                    osnet_pth: Path | None = None) -> tuple[str | None, str | None]:
     """Choose the weights a preset's appearance runs with.
 
     A local file the preset names is used; a MobileNetV2 preset otherwise gets
-    ``mobilenet`` (the ``--weights`` file); a torchvision weights name is used
+    ``mobilenet`` (the ``--weights`` file), an OSNet x0.25 preset ``osnet_pth``;
+    a torchvision weights name is used
     only when torch's hub cache already holds it (there is no internet here).
 
     Returns:
@@ -640,6 +655,8 @@ def resolve_weights(app: AppearanceConfig, mobilenet: Path) -> tuple[str | None,
         return str(Path(app.weights).expanduser()), None
     if app.backbone == "mobilenet_v2" and mobilenet.is_file():
         return str(mobilenet), None
+    if app.backbone == "osnet_x0_25" and osnet_pth is not None and osnet_pth.is_file():
+        return str(osnet_pth), None
     if app.weights is None:
         return None, f"backbone {app.backbone} has no weights (random weights measure nothing)"
     if torchvision_weights_cached(app.weights):
@@ -648,7 +665,8 @@ def resolve_weights(app: AppearanceConfig, mobilenet: Path) -> tuple[str | None,
                   "and not in torch's hub cache (no internet here)")
 
 
-def load_preset(path: Path, mobilenet: Path) -> tuple[Preset | None, str | None]:
+def load_preset(path: Path, mobilenet: Path,
+                osnet_pth: Path | None = None) -> tuple[Preset | None, str | None]:
     """Load one YAML preset; return ``(preset, None)`` or ``(None, reason to skip)``."""
     try:
         config = load_yaml(path)
@@ -656,7 +674,7 @@ def load_preset(path: Path, mobilenet: Path) -> tuple[Preset | None, str | None]
         return None, f"does not load: {e}"
     appearance = None
     if config.use_appearance:
-        weights, reason = resolve_weights(config.appearance, mobilenet)
+        weights, reason = resolve_weights(config.appearance, mobilenet, osnet_pth)
         if weights is None:
             return None, reason
         appearance = with_overrides(config.appearance, weights=weights,
@@ -664,11 +682,12 @@ def load_preset(path: Path, mobilenet: Path) -> tuple[Preset | None, str | None]
     return Preset(path.stem, path, config, appearance), None
 
 
-def load_presets(paths: Sequence[Path], mobilenet: Path) -> tuple[list[Preset], dict[str, str]]:
+def load_presets(paths: Sequence[Path], mobilenet: Path, osnet_pth: Path | None = None
+                 ) -> tuple[list[Preset], dict[str, str]]:
     """Load the presets that can run; print and return a reason for each one skipped."""
     presets, skipped = [], {}
     for path in paths:
-        preset, reason = load_preset(path, mobilenet)
+        preset, reason = load_preset(path, mobilenet, osnet_pth)
         if preset is None:
             skipped[f"{DEEPTRACK} {path.stem}"] = f"{path.name}: {reason}"
             print(f"skipping preset {path.name}: {reason}", file=sys.stderr)
@@ -768,6 +787,7 @@ class Plan:
         presets: deeptrack presets to run.
         peers: peer trackers to run.
         roi_appearance: appearance settings of the ``+roi`` vectors (None: no ``+roi``).
+        osnet_pth_appearance: appearance settings of the ``+osnet-pth`` vectors.
         osnet_file: the OSNet ONNX file.
         skipped: tracker name -> why it does not run.
     """
@@ -778,6 +798,7 @@ class Plan:
     roi_appearance: AppearanceConfig | None
     osnet_file: Path
     skipped: dict[str, str] = field(default_factory=dict)
+    osnet_pth_appearance: AppearanceConfig | None = None
 
 
 def find_runs(data: Path, det_files: Sequence[str]) -> list[tuple[Path, str]]:
@@ -818,6 +839,8 @@ def peer_embeddings(kind: str | None, memo: FeatureMemo, plan: Plan
         return roi_embeddings(memo.get(plan.roi_appearance))
     if kind == "osnet":
         return osnet_embeddings(memo.full, plan.osnet_file)
+    if kind == "osnet-pth":
+        return roi_embeddings(memo.get(plan.osnet_pth_appearance))
     raise PeersError(f"unknown embedding kind {kind!r}")
 
 
@@ -1123,15 +1146,18 @@ def make_plan(args: argparse.Namespace) -> Plan:
     missing = [str(c) for c in configs if not c.is_file()]
     if missing:
         raise PeersError(f"config file(s) not found: {', '.join(missing)}")
-    presets, skipped = load_presets(configs, args.weights)
+    osnet_pth = args.weights_dir / OSNET_PTH_FILE
+    presets, skipped = load_presets(configs, args.weights, osnet_pth)
     roi, reason = load_preset(ROI_PRESET, args.weights)
+    osnet_preset, _ = load_preset(OSNET_PRESET, args.weights, osnet_pth)
     osnet_file = args.weights_dir / OSNET_FILE
-    peers, missing_peers = available_peers(osnet_file)
+    peers, missing_peers = available_peers(osnet_file, osnet_preset is not None)
     skipped |= missing_peers
     if roi is None or roi.appearance is None:
         skipped["deep-sort-realtime+roi"] = f"{ROI_PRESET.name}: {reason}"
         peers = [p for p in peers if p.embedding != "roi"]
-    plan = Plan(runs, presets, peers, roi.appearance if roi else None, osnet_file, skipped)
+    plan = Plan(runs, presets, peers, roi.appearance if roi else None, osnet_file, skipped,
+                osnet_preset.appearance if osnet_preset else None)
     select(plan, args.only)
     if not plan.presets and not plan.peers:
         raise PeersError("no tracker left to run")
