@@ -19,6 +19,7 @@ RoI maps reach the tracking tasks in one of two ways (``transport``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import OrderedDict
@@ -34,6 +35,8 @@ __all__ = ["CachedFeatures", "FeatureJob", "RunJob", "RunResult", "extract_featu
 logger = logging.getLogger(__name__)
 
 TRANSPORTS = ("object_store", "cache")
+#: torch threads of a feature task, wherever it runs (see :func:`extract_features`).
+FEATURE_THREADS = 1
 
 #: Sequences and RoI maps this worker process opened last: a worker that runs
 #: several settings of one sequence parses its files and opens its maps once.
@@ -132,17 +135,38 @@ def load(sequence: str, det_file: str, min_confidence: float | None):
 
 
 def extract_features(job: FeatureJob):
-    """Compute (or fetch from the cache) the maps of ``job``; return them or a cache handle."""
+    """Compute (or fetch from the cache) the maps of ``job``; return them or a cache handle.
+
+    The backbone runs on :data:`FEATURE_THREADS` torch threads wherever the task
+    runs (this process, a pool worker, a Ray node): torch's sums depend on its
+    thread count (KITTI-17's MobileNetV2 maps differ by up to 1.4e-5 between one
+    and two threads), so one count everywhere makes a serial sweep and a
+    parallel one compute the same maps, not merely close ones.
+    """
     from deeptrack.pipeline import sequence_features
 
     seq = load(job.sequence, job.det_file, job.min_confidence)
     embedder = job.embedder(job.appearance) if job.embedder is not None else None
-    features = sequence_features(seq, job.appearance, embedder=embedder)
+    with _torch_threads(FEATURE_THREADS):
+        features = sequence_features(seq, job.appearance, embedder=embedder)
     if job.transport == "cache" and features.path is not None:
         _features[_key_text(features.key)] = features
         return CachedFeatures(str(job.appearance.cache_dir), features.key,
                               job.appearance.cache_max_bytes)
     return features
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Run the block with torch on ``n`` intra-op threads; restore the count after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _key_text(key: Mapping[str, Any]) -> str:
