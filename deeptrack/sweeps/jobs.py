@@ -179,7 +179,10 @@ def _open(handle: CachedFeatures, job: RunJob, seq):
         from deeptrack.appearance import FeatureCache
         from deeptrack.pipeline import sequence_features
 
-        hit = FeatureCache(handle.root, handle.max_bytes).load(handle.key)
+        # The feature task of this sweep has just written or verified the entry: reading
+        # its 0.6 GB again for the SHA-256 in every worker would cost each ~1 s per entry.
+        # The size and header are still checked.
+        hit = FeatureCache(handle.root, handle.max_bytes, verify=False).load(handle.key)
         if hit is not None:
             return hit
         logger.warning("%s: feature cache entry gone from %s (evicted, or not a shared "
