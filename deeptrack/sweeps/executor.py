@@ -226,8 +226,9 @@ class SerialBackend:
 
 
 def _init_worker() -> None:
-    # One thread per worker, as Ray gives its one-CPU tasks: workers side by side
-    # would otherwise each start a thread per core. Set before torch/BLAS load.
+    # One thread per worker, as Ray gives its one-CPU tasks: workers side by side would
+    # otherwise each start a thread per core. torch reads this when a task first imports
+    # it; BLAS may be loaded already (the tracker limits it itself, blas_threads).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
 
