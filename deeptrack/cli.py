@@ -367,6 +367,8 @@ def _compare_rows_sweep(seqs, cfg: RunConfig, modes: list[str], args: argparse.N
     Returns the rows and results of what completed, and the failed tasks; a
     mode's row combines only its completed sequences and names the others.
     """
+    import os
+
     from deeptrack.sweeps import SweepSpec, Variant, make_backend, run_sweep
 
     for seq in seqs:
@@ -380,7 +382,7 @@ def _compare_rows_sweep(seqs, cfg: RunConfig, modes: list[str], args: argparse.N
             result = run_sweep(spec, backend, progress=bar.update)
         finally:
             backend.close()
-    by_path = {str(s.path): s for s in seqs}
+    by_path = {os.path.abspath(s.path): s for s in seqs}  # the spec makes its paths absolute
     rows, results = [], {}
     for mode, done in result.by_label().items():
         if not done:

@@ -283,13 +283,14 @@ def test_ray_names_failed_tasks_and_retries_a_killed_worker(ray_backend, tmp_pat
 
 @requires_ray
 def test_tune_searches_on_train_scores_held_out_and_writes_a_preset(tmp_path, capsys,
-                                                                   ray_backend):
+                                                                   ray_backend, monkeypatch):
     for i in range(2):
         write_scene(tmp_path / "train", f"TR-{i}", seed=10 + i, n_frames=40)
     write_scene(tmp_path / "test", "HO-0", seed=20, n_frames=40)
     out = tmp_path / "tuned.yaml"
-    code, stdout, err = run_cli(capsys, "tune", tmp_path / "train", "--holdout",
-                                tmp_path / "test", "--config", REPO / "configs" / "sort.yaml",
+    monkeypatch.chdir(tmp_path)  # relative paths: Ray Tune runs each trial in its own folder
+    code, stdout, err = run_cli(capsys, "tune", "train", "--holdout", "test",
+                                "--config", REPO / "configs" / "sort.yaml",
                                 "--space", "tracker.max_age=int:1:30", "--space",
                                 "tracker.n_init=int:1:4", "--samples", "3", "--quiet",
                                 "--out", out)
@@ -367,7 +368,10 @@ def test_duplicate_task_names_are_refused():
         run_tasks([Task("a", double, (), needs=("b",))])
 
 
-def test_paths_in_results_are_the_ones_given(serial):
+def test_paths_in_results_are_the_spec_s_absolute_ones(serial, monkeypatch, tmp_path):
     spec, result = serial
     assert {r.path for r in result.runs} == set(spec.sequences)
     assert all(Path(p).is_dir() for p in spec.sequences)
+    monkeypatch.chdir(tmp_path)
+    relative = dataclasses.replace(spec, sequences=("a/SEQ",))
+    assert relative.sequences == (str(tmp_path / "a" / "SEQ"),)

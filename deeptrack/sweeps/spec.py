@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,8 @@ class SweepSpec:
     """Sequences x detection files x variants, each combination an independent task.
 
     Attributes:
-        sequences: sequence folders (as strings, so the spec pickles small).
+        sequences: sequence folders, made absolute (as strings): a task may run in
+            another working directory (Ray Tune's trials do) or on another node.
         variants: the settings to run on each.
         det_files: detection files inside each sequence's ``det/``; empty runs
             each variant with its own ``det_file``.
@@ -70,7 +72,8 @@ class SweepSpec:
     embedder: Callable[[AppearanceConfig], Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sequences", tuple(str(s) for s in self.sequences))
+        object.__setattr__(self, "sequences",
+                           tuple(os.path.abspath(os.fspath(s)) for s in self.sequences))
         object.__setattr__(self, "variants", tuple(self.variants))
         object.__setattr__(self, "det_files", tuple(self.det_files))
         if not self.sequences:

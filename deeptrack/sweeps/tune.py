@@ -284,7 +284,9 @@ def tune(
         raise ConfigError(f"--samples {samples}: expected >= 1")
     if not train or not holdout:
         raise ConfigError("tune needs training sequences and held-out sequences")
-    overlap = {str(s) for s in train} & {str(s) for s in holdout}
+    train = [os.path.abspath(os.fspath(s)) for s in train]  # trials run in their own folders
+    holdout = [os.path.abspath(os.fspath(s)) for s in holdout]
+    overlap = set(train) & set(holdout)
     if overlap:
         raise ConfigError(f"held-out sequences must differ from the training ones: "
                           f"{', '.join(sorted(overlap))} in both")
@@ -296,8 +298,8 @@ def tune(
     from ray import tune as ray_tune
 
     dets = tuple(det_files) or (base.det_file,)
-    runs = [(str(s), d) for s in train for d in dets]
-    spec = SweepSpec(tuple(str(s) for s in train), (Variant("preset", base),), det_files=dets,
+    runs = [(s, d) for s in train for d in dets]
+    spec = SweepSpec(tuple(train), (Variant("preset", base),), det_files=dets,
                      embedder=embedder)
     features: dict[tuple[str, str], Any] = {}
     failed: list[tuple[str, str]] = []
@@ -378,11 +380,11 @@ def tune(
     chosen = with_settings(base, {k.removeprefix("run."): v for k, v in best.items()})
 
     # Both settings on both splits, through the sweep runner (the same tasks as compare).
-    judged = run_sweep(SweepSpec(tuple(str(s) for s in (*train, *holdout)),
+    judged = run_sweep(SweepSpec((*train, *holdout),
                                  (Variant("tuned", chosen), Variant("preset", base)),
                                  det_files=dets, embedder=embedder), backend)
     failed += [(o.name, o.error) for o in judged.failures]
-    train_set = {str(s) for s in train}
+    train_set = set(train)
     split: dict[str, dict[str, Scores]] = {"train": {}, "holdout": {}}
     for label, done in judged.by_label().items():
         for part, keep in (("train", True), ("holdout", False)):
