@@ -25,6 +25,7 @@ from deeptrack.types import (
     KalmanEngine,
     PoolingMode,
     ResizeMode,
+    Runtime,
 )
 
 #: chi-square 0.95 quantile with 4 degrees of freedom (DeepSORT's gate on xyah).
@@ -256,6 +257,9 @@ class AppearanceConfig:
             blurs more, and cost 1.1 mean IDF1 over the four shared runs
             (benchmarks/results/presets.md). At exactly 0.5x plain bilinear
             gives the same frames as area averaging.
+        runtime: what runs the trunk: ``torch`` or ``onnxruntime`` (CPU only;
+            needs the onnxruntime package; see :class:`~deeptrack.types.Runtime`).
+            Part of the feature cache key: the two agree to ~1e-5, not bit for bit.
         device: ``cpu`` or ``cuda``/``cuda:N``.
         batch_size: frames per forward.
         fp16: half precision on CUDA.
@@ -272,6 +276,7 @@ class AppearanceConfig:
     roi_size: int = 7
     image_scale: float = 1.0
     resize: ResizeMode = ResizeMode.AREA
+    runtime: Runtime = Runtime.TORCH
     device: str = "cpu"
     batch_size: int = 4
     fp16: bool = False
@@ -284,12 +289,8 @@ class AppearanceConfig:
         _check(bool(self.backbone), "backbone", self.backbone, "a backbone name")
         _check(1 <= self.roi_size <= 64, "roi_size", self.roi_size, "an integer in 1..64")
         _check(0.0 < self.image_scale <= 4.0, "image_scale", self.image_scale, "0 < value <= 4")
-        try:
-            object.__setattr__(self, "resize", ResizeMode(self.resize))
-        except ValueError:
-            valid = ", ".join(m.value for m in ResizeMode)
-            raise ConfigError(f"config key 'resize' = {self.resize!r} is not valid; expected "
-                              f"one of: {valid}") from None
+        _enum(self, "resize", ResizeMode)
+        _enum(self, "runtime", Runtime)
         _check(1 <= self.batch_size <= 4096, "batch_size", self.batch_size,
                "an integer in 1..4096")
 

@@ -31,11 +31,12 @@ from deeptrack.appearance.backbone_specs import (
     BackboneSpec,
     resolve_spec,
 )
+from deeptrack.appearance.ort import OnnxRuntimeTrunk, require_onnxruntime
 from deeptrack.appearance.osnet import INPUT_SIZE, OSNET_WIDTHS, OSNet, check_osnet_state
 from deeptrack.appearance.roi import boxes_to_rois, roi_align_maps, scale_boxes
 from deeptrack.appearance.weights import apply_weights, read_weights
 from deeptrack.errors import ConfigError, InputError
-from deeptrack.types import ResizeMode
+from deeptrack.types import ResizeMode, Runtime
 
 __all__ = [
     "BACKBONES",
@@ -345,19 +346,29 @@ def _build_osnet(spec: BackboneSpec, state: Mapping | None, source: str,
 
 def build_extractor(
     spec: BackboneSpec, weights: str | None, *, image_scale: float = 1.0,
-    resize: ResizeMode = ResizeMode.AREA,
+    resize: ResizeMode = ResizeMode.AREA, runtime: Runtime = Runtime.TORCH,
 ) -> tuple[nn.Module, str]:
     """Build the extractor for ``spec`` with the given weights, in eval mode on the CPU.
 
     ``resize`` sets how frames are resampled by ``image_scale``; the Faster
     R-CNN extractor resizes with its own transform and ignores it.
+    ``runtime`` ``onnxruntime`` runs the trunk (not RoIAlign, pooling or a
+    per-RoI head) in ONNX Runtime (:class:`~deeptrack.appearance.ort.OnnxRuntimeTrunk`).
 
     Returns:
         ``(extractor, weights identity)`` (see :func:`read_weights`).
 
     Raises:
         WeightsError: see :func:`read_weights` and :func:`apply_weights`.
+        ConfigError: ``onnxruntime`` asked of the Faster R-CNN extractor, or
+            not installed.
     """
+    runtime = Runtime(runtime)
+    if runtime is Runtime.ONNXRUNTIME:
+        if spec.kind == "fpn":
+            raise ConfigError(f"config key 'runtime' = 'onnxruntime' is not offered for "
+                              f"{spec.backbone} (a detector); use runtime: torch")
+        require_onnxruntime()
     state, ident = read_weights(weights)
     source = f"weights {weights}"
     if spec.kind == "fpn":
@@ -371,4 +382,6 @@ def build_extractor(
     if isinstance(ext, MapExtractor):
         ext.resize = ResizeMode(resize)
         ext = ext.to(memory_format=torch.channels_last)
+        if runtime is Runtime.ONNXRUNTIME:
+            ext.trunk = OnnxRuntimeTrunk(ext.trunk)
     return ext.eval(), ident

@@ -34,7 +34,7 @@ from deeptrack.appearance.roi import SAMPLING_RATIO
 from deeptrack.boxes import validate_xyxy
 from deeptrack.config import AppearanceConfig
 from deeptrack.errors import ConfigError, InputError
-from deeptrack.types import Detections
+from deeptrack.types import Detections, Runtime
 
 __all__ = ["FEATURE_FORMAT", "FasterRCNNDetector", "RoIEmbedder", "check_image"]
 
@@ -86,9 +86,12 @@ class RoIEmbedder:
         cfg = self.config
         self.spec = resolve_spec(cfg.backbone, cfg.layer, cfg.roi_size)
         self.device = resolve_device(cfg.device, cfg.fp16)
+        if cfg.runtime is not Runtime.TORCH and self.device.type != "cpu":
+            raise ConfigError(f"config key 'runtime' = {cfg.runtime.value!r} runs on the CPU; "
+                              f"device is {cfg.device!r} (use runtime: torch there)")
         self._dtype = torch.float16 if cfg.fp16 else torch.float32
         model, ident = build_extractor(self.spec, cfg.weights, image_scale=cfg.image_scale,
-                                       resize=cfg.resize)
+                                       resize=cfg.resize, runtime=cfg.runtime)
         self._model = model.to(device=self.device, dtype=self._dtype).eval()
         if ident == "random":
             ident = f"random:{uuid.uuid4().hex}"
@@ -108,6 +111,8 @@ class RoIEmbedder:
             "precision": "fp16" if cfg.fp16 else "fp32",
             "sampling_ratio": SAMPLING_RATIO,
         }
+        if cfg.runtime is not Runtime.TORCH:  # torch's keys stay as they were
+            self.key["runtime"] = cfg.runtime.value
         # OSNet's one-vector layers: the RoIAlign grid under its head, or the crop size.
         if self.spec.kind == "head":
             self.key["align_size"] = self.spec.align_size
