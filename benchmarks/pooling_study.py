@@ -1,37 +1,39 @@
-"""The pooling study: which vector should a tracker make of a detection's RoI feature map?
+"""The pooling study: which vector should a tracker make of a detection, on which backbone?
 
-One command runs, on every sequence of a MOTChallenge split, with the same
-detections and the same cached RoI feature maps:
+Three axes, on every sequence of a MOTChallenge split and every detection file
+(``det/det.txt``, ``det/det_frcnn.txt``), with the same detections and the
+same cached RoI feature maps:
 
-- motion only (no appearance);
-- every pooling mode (avg, max, avgmax, GeM p = 1.5 / 3 / 6, flatten,
-  maxpool_flatten k = 2, pyramid) and flatten reduced by a seeded random
-  projection (``HeadConfig.reduce_dim``) or by PCA fitted on the
-  sequence's own flattened maps;
-- deep-sort-realtime (when installed) fed the same detections and the same
-  avg-pooled embeddings;
-- for every detection file of the sequence (``det/det.txt``, ``det/det_frcnn.txt``).
+- backbone (``--backbones``): MobileNetV2 ImageNet RoI features
+  (``configs/fused.yaml``), OSNet x0.25 as a RoI backbone
+  (``configs/fused_osnet_roi.yaml``: its conv5 maps, and its own embedding
+  head on the RoIs) and OSNet x0.25 on crops (``configs/fused_osnet.yaml``,
+  one vector per box);
+- pooling mode of the RoI maps (avg, max, avgmax, GeM p = 1.5 / 3 / 6,
+  flatten, maxpool_flatten k = 2, pyramid, flatten + a seeded random
+  projection to 512);
+- online adaptation (``--adaptation``, ``TrackerConfig.adaptation``): none,
+  centre (causal mean-centring, :class:`deeptrack.appearance.adapt.OnlineAdapter`).
 
-The matching threshold ``max_cosine_distance`` is tuned per mode on ONE
-sequence and detection set (default ADL-Rundle-6 with det_frcnn.txt, by IDF1)
-and every other run uses the tuned value. Each mode is also run at two fixed
-thresholds (0.1 and DeepSORT's 0.2) to show how much the threshold alone moves
-the metrics. Identity separation without tracking: on the ground-truth boxes,
-same-identity against different-identity cosine distances of pairs at most
-``--pair-window`` frames apart, summarised as ROC AUC per mode. The backbone
-layer (stride 32 / 16 / 8 for MobileNetV2) is a further axis for the two best
-modes, and for the AUC of every mode.
+Identity separation without tracking, for every backbone, mode and
+adaptation: on the ground-truth boxes, same- against different-identity
+cosine distances of pairs at most ``--pair-window`` frames apart, as ROC AUC,
+the vectors adapted frame by frame in order as ``benchmarks/adaptation_auc.py``
+does. Tracking, with each backbone's fused preset unchanged but for
+``adaptation`` (the appearance cost is calibrated online, so no threshold is
+tuned): the ``--top`` modes by AUC plus the preset's own pooling, with every
+adaptation, and motion only once per distinct lifecycle as the reference.
 
-Cost: one backbone pass per frame per layer. Per sequence and layer, the boxes
-of all detection sets and of the ground truth go through one
-:func:`deeptrack.appearance.extract_sequence` call (RoIAlign treats each box on
-its own, so a box's map does not depend on the others), cached on disk with
-:class:`deeptrack.appearance.FeatureCache`; every mode pools those same maps.
+Cost: one backbone pass per frame per backbone layer (OSNet crops: one pass
+per box). Per sequence and layer, the boxes of all detection files and of the
+ground truth go through one :func:`deeptrack.appearance.extract_sequence`
+call, cached on disk with :class:`deeptrack.appearance.FeatureCache`.
 
 Usage::
 
-    python benchmarks/pooling_study.py [--data DIR] [--weights FILE] [--cache DIR]
-        [--out benchmarks/results] [--sequences A,B] [--quick] [--image-scale 0.5]
+    python benchmarks/pooling_study.py [--data DIR] [--weights DIR] [--cache DIR]
+        [--backbones mobilenet_v2,osnet_roi,osnet_crops] [--adaptation none,centre]
+        [--out benchmarks/results] [--sequences A,B] [--quick] [--image-scale S]
 
 Writes ``pooling_study.md``, ``pooling_study.json`` and ``pooling_study_*.png``
 into ``--out``. Errors in the inputs print one line on stderr (exit status 2).
@@ -61,7 +63,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "benchmarks") not in sys.path:  # the study package, also when loaded by path
     sys.path.insert(0, str(REPO / "benchmarks"))
 
-from study.common import DEFAULT_DET_SETS, QUICK_GRID, QUICK_MODES, log
+from study.common import BACKBONE_NAMES, DEFAULT_ADAPTATIONS, DEFAULT_DET_SETS, QUICK_MODES, log
 from study.plots import render_plots
 from study.render import render_markdown
 from study.results import compare_previous
@@ -74,8 +76,6 @@ from deeptrack.io.mot import write_atomic
 
 __all__ = ["QUICK_MODES", "build_parser", "main", "roc_auc", "sample_pairs"]
 
-WEIGHTS_FILE = "mobilenet_v2_imagenet_features.pth"
-
 
 def _default_data() -> Path:
     env = os.environ.get("DEEPTRACK_DATA")
@@ -87,26 +87,29 @@ def _default_data() -> Path:
 
 def _default_weights() -> Path:
     env = os.environ.get("DEEPTRACK_WEIGHTS")
-    root = Path(env) if env else REPO.parent / "shared" / "weights"
-    return root / WEIGHTS_FILE
+    return Path(env) if env else REPO.parent / "shared" / "weights"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pooling_study",
-        description="Which pooled vector should a tracker use? Tracks every sequence with every "
-                    "pooling mode on the same detections and cached RoI maps.")
+        description="Which vector should a tracker use? AUC and fused tracking per backbone, "
+                    "pooling mode and online adaptation, on the same detections and cached maps.")
     p.add_argument("--data", type=Path, default=_default_data(),
                    help="split folder of MOTChallenge sequences (default ../shared/data/MOT15/"
                         "train, or $DEEPTRACK_DATA)")
     p.add_argument("--weights", default=str(_default_weights()),
-                   help="backbone state_dict file or torchvision weights name ('random': tests)")
-    p.add_argument("--backbone", default="mobilenet_v2")
-    p.add_argument("--layer", default=None, help="layer the RoIs are pooled from (default: the "
-                                                 "backbone's default, stride32 for MobileNetV2)")
-    p.add_argument("--layer-axis", default=None,
-                   help="further layers for the two best modes (default for mobilenet_v2: "
-                        "stride16,stride8; '' for none)")
+                   help="folder holding the backbones' weights files (default ../shared/weights "
+                        "or $DEEPTRACK_WEIGHTS); 'random': random weights (tests)")
+    p.add_argument("--backbones", default=None,
+                   help=f"comma-separated, from {', '.join(BACKBONE_NAMES)} (default: every one "
+                        "whose weights file is in --weights)")
+    p.add_argument("--adaptation", default=",".join(DEFAULT_ADAPTATIONS),
+                   help="comma-separated TrackerConfig.adaptation values (default "
+                        f"{','.join(DEFAULT_ADAPTATIONS)})")
+    p.add_argument("--top", type=int, default=None,
+                   help="modes tracked per backbone, best by AUC (default 3, --quick 1); the "
+                        "preset's own pooling is tracked as well")
     p.add_argument("--cache", type=Path, default=default_cache_dir(),
                    help="RoI feature cache (default ~/.cache/deeptrack/features or "
                         "$DEEPTRACK_CACHE)")
@@ -114,17 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names")
     p.add_argument("--det-sets", default=DEFAULT_DET_SETS,
-                   help=f"detection files and min confidences (default {DEFAULT_DET_SETS})")
-    p.add_argument("--tune-sequence", default="ADL-Rundle-6")
-    p.add_argument("--tune-det", default="det_frcnn.txt")
-    p.add_argument("--tune-metric", default="idf1", choices=("idf1", "hota"))
-    p.add_argument("--image-scale", type=float, default=0.5)
-    p.add_argument("--batch-size", type=int, default=4)
+                   help=f"detection files, each optionally FILE:MIN_CONFIDENCE (default "
+                        f"{DEFAULT_DET_SETS}: no minimum, as the presets)")
+    p.add_argument("--image-scale", type=float, default=None,
+                   help="resize every backbone's frames by this (default: each preset's own)")
     p.add_argument("--pair-window", type=int, default=30)
     p.add_argument("--pairs", type=int, default=20000, help="most pairs per side per sequence")
     p.add_argument("--quick", action="store_true",
-                   help=f"smoke test: modes {', '.join(QUICK_MODES)}; thresholds "
-                        f"{', '.join(map(str, QUICK_GRID))}")
+                   help=f"smoke test: modes {', '.join(QUICK_MODES)}; one mode tracked")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--from-json", type=Path, default=None,
                    help="only re-render the report and plots from an earlier run's JSON")
@@ -133,12 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.layer_axis is None:
-        args.layer_axis = "stride16,stride8" if args.backbone == "mobilenet_v2" else ""
-    if args.weights != "random" and Path(args.weights).suffix in (".pth", ".pt") \
-            and not Path(args.weights).is_file():
-        print(f"pooling_study: error: weights file {args.weights} not found (--weights)",
-              file=sys.stderr)
+    if args.top is None:
+        args.top = 1 if args.quick else 3
+    if args.top < 0:
+        print("pooling_study: error: --top must be >= 0", file=sys.stderr)
         return 2
     previous = args.out / "pooling_study.json"
     try:

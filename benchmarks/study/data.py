@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +182,8 @@ def pool_all(frame_maps: Sequence[NDArray[np.floating]], mode: Mode,
 
     The study's one path from maps to vectors is the tracker's:
     ``deeptrack.appearance.EmbeddingHead`` (pool, then the seeded random
-    projection of ``reduce_dim``; PCA is not applied here). Both act row by
-    row, so chunking only bounds the float32 copies in memory.
+    projection of ``reduce_dim``). Both act row by row, so chunking only
+    bounds the float32 copies in memory.
     """
     from deeptrack.appearance import EmbeddingHead
 
@@ -204,17 +204,3 @@ def pool_all(frame_maps: Sequence[NDArray[np.floating]], mode: Mode,
         rows.append(head(np.concatenate(buffer)))
     return np.concatenate(rows)
 
-
-def pca_vectors(frame_maps: Sequence[NDArray[np.floating]], mode: Mode, seed: int = 0):
-    """Flatten the maps, fit a PCAReducer of ``min(mode.pca_dim, M, D)`` components on them.
-
-    Returns:
-        The fitted reducer and the (M, k) projected vectors.
-    """
-    from deeptrack.appearance import PCAReducer
-
-    flat = pool_all(frame_maps, replace(mode, params={}))
-    k = max(1, min(int(mode.pca_dim), *flat.shape))
-    reducer = PCAReducer(k, seed=seed)
-    projected = reducer.fit_transform(flat)
-    return reducer, projected

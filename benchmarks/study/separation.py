@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from study.common import Mode
-from study.data import StudySequence, pca_vectors, pool_all
+from study.data import StudySequence, pool_all
 
 
 def roc_auc(positive: NDArray[np.floating], negative: NDArray[np.floating]) -> float:
@@ -86,40 +86,68 @@ def pair_distances(vectors: NDArray[np.float32], pairs: NDArray[np.int64],
     return out
 
 
-def identity_auc(sequences: list[StudySequence], layer: str, modes: Sequence[Mode],
-                 window: int, n_pairs: int, seed: int) -> dict[str, Any]:
-    """AUC of same- vs different-identity cosine distances on ground-truth boxes, per mode."""
+def frame_vectors(frame_maps: Sequence[NDArray[np.floating]], mode: Mode) -> list[NDArray[np.float32]]:
+    """Pool every frame's maps with ``mode``; one (N_i, D) array per frame (empty ones too)."""
+    rows = pool_all(frame_maps, mode)
+    bounds = np.cumsum([0, *(len(m) for m in frame_maps)])
+    return [rows[bounds[i]:bounds[i + 1]] if bounds[i + 1] > bounds[i]
+            else np.zeros((0, rows.shape[1]), np.float32) for i in range(len(frame_maps))]
+
+
+def adapted_vectors(frames: list[NDArray[np.float32]], ids: list[NDArray[np.int64]],
+                    adaptation: str) -> NDArray[np.float32]:
+    """The vectors as the tracker's online adapter turns them, frame by frame; rows in order.
+
+    ``benchmarks/adaptation_auc.py``'s causal pass (this frame and earlier ones
+    only); with ``centre_scale`` the ground-truth identities stand in for the
+    tracker's tracks.
+    """
+    from adaptation_auc import adapted
+
+    if not any(len(v) for v in frames):
+        return np.zeros((0, frames[0].shape[1] if frames else 1), np.float32)
+    return adapted(frames, ids, adaptation)
+
+
+def identity_auc(sequences: list[StudySequence], modes: Sequence[Mode],
+                 adaptations: Sequence[str], window: int, n_pairs: int,
+                 seed: int, layer_of: Callable[[Mode], str]) -> dict[str, Any]:
+    """AUC of same- vs different-identity cosine distances on ground-truth boxes.
+
+    Args:
+        sequences: with ``maps[layer]["gt"]`` filled for every mode's layer.
+        modes: appearance modes; each pools the maps of ``layer_of(mode)``.
+        adaptations: ``TrackerConfig.adaptation`` values, each applied causally.
+        window, n_pairs, seed: the pairs (:func:`sample_pairs`).
+
+    Returns:
+        ``{"pairs": {sequence: counts}, "modes": {mode: {adaptation: {"sequences":
+        {sequence: separation}, "all": separation}}}}``.
+    """
     out: dict[str, Any] = {"pairs": {}, "modes": {}}
-    pairs = {}
+    pairs, ids = {}, {}
     for seq in sequences:
         pos, neg = sample_pairs(seq.gt_frames, seq.gt_ids, window, n_pairs, seed)
         pairs[seq.name] = (pos, neg)
+        starts = np.searchsorted(seq.gt_frames, np.arange(1, len(seq.first) + 2))
+        ids[seq.name] = [seq.gt_ids[starts[i]:starts[i + 1]] for i in range(len(seq.first))]
         out["pairs"][seq.name] = {"same_identity": len(pos), "different_identity": len(neg)}
     for mode in modes:
-        if mode.appearance:
-            out["modes"][mode.name] = _mode_separation(sequences, layer, mode, pairs, seed)
+        dist: dict[str, tuple[list, list, dict]] = {a: ([], [], {}) for a in adaptations}
+        for seq in sequences:
+            frames = frame_vectors(seq.maps[layer_of(mode)]["gt"], mode)
+            pos, neg = pairs[seq.name]
+            for a in adaptations:
+                v = adapted_vectors(frames, ids[seq.name], a)
+                dp, dn = pair_distances(v, pos), pair_distances(v, neg)
+                dist[a][0].append(dp)
+                dist[a][1].append(dn)
+                dist[a][2][seq.name] = _separation(dp, dn)
+            del frames
+        out["modes"][mode.name] = {
+            a: {"sequences": per_seq, "all": _separation(np.concatenate(dp), np.concatenate(dn))}
+            for a, (dp, dn, per_seq) in dist.items()}
     return out
-
-
-def _mode_separation(sequences: list[StudySequence], layer: str, mode: Mode,
-                     pairs: dict[str, tuple[NDArray[np.int64], NDArray[np.int64]]],
-                     seed: int) -> dict[str, Any]:
-    """One mode's separation per sequence and over all sequences' pairs together."""
-    per_seq, all_pos, all_neg = {}, [], []
-    for seq in sequences:
-        maps = seq.maps[layer]["gt"]
-        if mode.pca_dim is not None:
-            _, vectors = pca_vectors(maps, mode, seed)
-        else:
-            vectors = pool_all(maps, mode)
-        pos, neg = pairs[seq.name]
-        dp, dn = pair_distances(vectors, pos), pair_distances(vectors, neg)
-        del vectors
-        all_pos.append(dp)
-        all_neg.append(dn)
-        per_seq[seq.name] = _separation(dp, dn)
-    return {"sequences": per_seq, "all": _separation(np.concatenate(all_pos),
-                                                      np.concatenate(all_neg))}
 
 
 def _separation(dp: NDArray[np.float64], dn: NDArray[np.float64]) -> dict[str, float]:
