@@ -8,10 +8,10 @@ from study.common import pct
 from study.findings import caveats, conclusion, ranking_comparison
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> str:
-    """A Markdown table; every column but the first two right-aligned."""
+def _table(head: list[str], rows: list[list[Any]], left: int = 2) -> str:
+    """A Markdown table; every column but the first ``left`` right-aligned."""
     lines = ["| " + " | ".join(head) + " |",
-             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|"]
+             "|" + "|".join("---" if i < left else "---:" for i in range(len(head))) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -74,7 +74,7 @@ def _setup(res: dict[str, Any]) -> list[str]:
                      "-" if b["layer"] == "crops" else a["roi_size"],
                      a["image_scale"], f"`{a['weights']}`", len(b["modes"])])
     L.append(_table(["backbone", "preset (lifecycle, appearance)", "layer", "RoI", "image scale",
-                     "weights", "modes"], rows))
+                     "weights", "modes"], rows, left=6))
     L.append("")
     if st["image_scale_override"] is not None:
         L.append(f"Every backbone's frames resized by {st['image_scale_override']} "
@@ -143,19 +143,10 @@ def _ranking(res: dict[str, Any]) -> list[str]:
     L = ["## Does the ranking of pooling modes carry over to a re-ID network?\n",
          ("Rank by all-pairs AUC (1 = best) of the pooling modes both RoI backbones ran, "
           "MobileNetV2 ImageNet stride 32 vs OSNet x0.25 conv5.\n")]
-    rows = []
-    for i, m in enumerate(cmp["modes"]):
-        row = [m, ""]
-        for a in ads:
-            c = cmp["by_adaptation"][a]
-            row += [f"{c['rank_a'][i]:g}", f"{c['rank_b'][i]:g}"]
-        rows.append(row[:1] + row[2:])
-    head = ["mode"]
-    for a in ads:
-        head += [f"MobileNetV2 ({a})", f"OSNet RoI ({a})"]
-    lines = _table(head, rows).split("\n")
-    lines[1] = "|---|" + "---:|" * (len(head) - 1)
-    L.append("\n".join(lines))
+    rows = [[m, *[f"{cmp['by_adaptation'][a][k][i]:g}" for a in ads
+                  for k in ("rank_a", "rank_b")]] for i, m in enumerate(cmp["modes"])]
+    head = ["mode", *[f"{net} ({a})" for a in ads for net in ("MobileNetV2", "OSNet RoI")]]
+    L.append(_table(head, rows, left=1))
     L.append("")
     L.append("Spearman rho: " + "; ".join(f"{a} {c['spearman']:.2f}"
                                           for a, c in cmp["by_adaptation"].items()) + ".\n")
