@@ -105,6 +105,11 @@ class TrackerConfig:
             :mod:`deeptrack.appearance.adapt`). It changes cosine distances
             (centring roughly triples them), so pair it with the ``fused``
             association's calibrated evidence rather than a fixed threshold.
+        adaptation_prior: the adaptation's safeguard, in vectors: the running
+            mean enters with weight ``n / (n + prior)`` after ``n`` vectors
+            (and the ``centre_scale`` weights are shrunk likewise). 30 was the
+            best of 0 / 30 / 100 / 300 in identity AUC on the shared sequences
+            (benchmarks/results/adaptation_auc.md).
         low_score_stage: ``fused`` only: detections ranking below
             ``min_score_quantile`` are kept for a second stage (ByteTrack)
             that extends tracks seen last frame but never starts one.
@@ -150,6 +155,7 @@ class TrackerConfig:
     fused_levels: int = 0
     low_score_stage: bool = False
     adaptation: AdaptationMode = AdaptationMode.NONE
+    adaptation_prior: float = 30.0
     std_weight_position: float = 1.0 / 20
     std_weight_velocity: float = 1.0 / 160
     reference_fps: float | None = None
@@ -179,6 +185,8 @@ class TrackerConfig:
         _check(0.0 <= self.iou_weight <= 1.0, "iou_weight", self.iou_weight, "0 <= value <= 1")
         _enum(self, "appearance_evidence", AppearanceEvidence)
         _enum(self, "adaptation", AdaptationMode)
+        _check(0.0 <= self.adaptation_prior <= 1e9, "adaptation_prior", self.adaptation_prior,
+               "0 <= value <= 1e9")
         _check(self.fused_levels in (0, 2), "fused_levels", self.fused_levels, "0 or 2")
         _check(not self.low_score_stage or self.association is AssociationMode.FUSED,
                "low_score_stage", self.low_score_stage,

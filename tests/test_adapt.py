@@ -73,6 +73,18 @@ def test_bad_settings_are_refused():
         OnlineAdapter("sideways")
     with pytest.raises(ConfigError, match="adaptation"):
         TrackerConfig(adaptation="sideways")
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="adaptation_prior"):
+            TrackerConfig(adaptation="centre", adaptation_prior=bad)
+
+
+def test_tracker_uses_the_configured_prior():
+    # One frame of two vectors with prior 2: the mean enters at weight 2 / (2 + 2).
+    x = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    tr = Tracker(TrackerConfig(association="fused", adaptation="centre", adaptation_prior=2.0))
+    np.testing.assert_allclose(tr._adapter(x), OnlineAdapter("centre", prior=2.0)(x))
+    assert tr._adapter.prior == 2.0
+    assert Tracker(TrackerConfig(adaptation="centre"))._adapter.prior == 30.0
 
 
 @pytest.mark.parametrize("mode", ["centre", "centre_scale"])

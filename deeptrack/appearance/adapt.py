@@ -47,7 +47,7 @@ class OnlineAdapter:
         max_weight: largest weight (and inverse of the smallest) of a dimension.
     """
 
-    def __init__(self, mode: AdaptationMode | str = AdaptationMode.CENTRE, prior: float = 100.0,
+    def __init__(self, mode: AdaptationMode | str = AdaptationMode.CENTRE, prior: float = 30.0,
                  max_weight: float = 4.0) -> None:
         self.mode = AdaptationMode(mode)
         if not (prior >= 0 and max_weight >= 1):

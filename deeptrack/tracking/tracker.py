@@ -149,7 +149,7 @@ class Tracker:
             self.config.nn_budget, self.config.appearance_memory, self.config.ema_alpha
         )
         self._association.reset()
-        self._adapter = OnlineAdapter(self.config.adaptation)
+        self._adapter = OnlineAdapter(self.config.adaptation, prior=self.config.adaptation_prior)
         # Each track's last raw vector (by memory slot): within-track steps for centre_scale.
         self._raw_last: dict[int, NDArray[np.float32]] = {}
         self._next_id = 1
