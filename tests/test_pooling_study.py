@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -161,7 +162,7 @@ def test_centre_adaptation_changes_the_vectors_and_their_auc(study):
     from study.separation import adapted_vectors, identity_auc
 
     rng = np.random.default_rng(0)
-    n_frames, dim = 200, 16  # the adapter's mean weighs n / (n + 100) after n vectors
+    n_frames, dim = 200, 16  # the adapter's mean weighs n / (n + prior) after n vectors
     common = np.zeros(dim)
     common[0] = 6.0
     identity = rng.normal(size=(3, dim))
@@ -191,6 +192,26 @@ def test_centre_adaptation_changes_the_vectors_and_their_auc(study):
     assert cells["none"]["sequences"]["SYN"] == cells["none"]["all"]
 
 
+def test_tracking_runs_the_preset_with_the_adaptation_and_mode(study):
+    from study.common import BACKBONES, MOTION
+    from study.run import REPO as STUDY_REPO
+    from study.run import run_config
+
+    from deeptrack.config import load_yaml
+    from deeptrack.types import AdaptationMode
+
+    for backbone in BACKBONES:
+        preset = load_yaml(STUDY_REPO / "configs" / backbone.preset)
+        mode = backbone.modes()[-1]
+        cfg = run_config(preset, mode, "centre")
+        assert cfg.tracker.adaptation is AdaptationMode.CENTRE
+        assert cfg.head == mode.head() and cfg.use_appearance
+        # Everything else of the lifecycle is the preset's.
+        assert cfg.tracker == dataclasses.replace(preset.tracker, adaptation="centre")
+        assert run_config(preset, mode, "none").tracker == preset.tracker
+        assert not run_config(preset, MOTION, "none").use_appearance
+
+
 def study_mode(name: str):
     from study.common import Mode
 
@@ -204,9 +225,12 @@ def test_findings_rank_statistics_and_verdicts(study):
     assert ranks([0.5, 0.5, 0.1]).tolist() == [1.5, 1.5, 3.0]
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert verdict([0.01, 0.02, 0.0, -0.001]) == "helps"
+    assert verdict([0.01, 0.02, 0.03, -0.001]) == "helps"
     assert verdict([-0.01, -0.02, 0.01, -0.001]) == "hurts"
+    assert verdict([0.01, 0.02, 0.0, -0.001]) == "mixed"  # a run that stays counts against
+    assert verdict([-0.2, 0.0, 0.0, 0.0]) == "mixed"  # one run moving is not evidence
     assert verdict([0.05, -0.01, -0.01, 0.0]) == "mixed"
+    assert verdict([0.0, 0.0]) == "no change"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -86,15 +86,18 @@ def run_deltas(after: dict[str, Any], before: dict[str, Any], key: str = "idf1")
 
 
 def verdict(deltas: list[float]) -> str:
-    """'helps', 'hurts' or 'mixed': the sign of the mean, if the runs agree with it."""
+    """'helps' or 'hurts' when all runs but at most MAX_DISSENT move with the mean, else 'mixed'.
+
+    A run that does not move counts against the verdict: one run that moved
+    while the others stayed is 'mixed', not evidence.
+    """
     if not any(deltas):
         return "no change"
     mean = float(np.mean(deltas))
-    up = sum(d > 0 for d in deltas)
-    down = sum(d < 0 for d in deltas)
-    if mean > 0 and down <= MAX_DISSENT and up > down:
+    need = len(deltas) - MAX_DISSENT
+    if mean > 0 and sum(d > 0 for d in deltas) >= need:
         return "helps"
-    if mean < 0 and up <= MAX_DISSENT and down > up:
+    if mean < 0 and sum(d < 0 for d in deltas) >= need:
         return "hurts"
     return "mixed"
 
@@ -171,8 +174,8 @@ def backbone_lines(res: dict[str, Any]) -> list[str]:
         top = res["tracked_modes"][b["name"]]
         auc_best = top[0] if top else None
         if auc_best is not None and auc_best != best["mode"]:
-            out.append(f"{b['label']}: the mode with the highest AUC ({auc_best}) is not the "
-                       f"best tracked one ({best['mode']}).")
+            out.append(f"{b['label']}: the mode with the highest AUC (mean over the adaptations: "
+                       f"{auc_best}) is not the best tracked one ({best['mode']}).")
     return out
 
 
@@ -203,8 +206,9 @@ def caveats(res: dict[str, Any]) -> list[str]:
     return [
         (f"{n_runs} tracking runs ({len(res['settings']['frame_rates'])} sequences x detection "
          "files): a difference smaller than the per-run spread in the tracking table is not "
-         "evidence. 'helps'/'hurts' above require the mean to move that way with at most "
-         f"{MAX_DISSENT} run against it; anything else is 'mixed'."),
+         "evidence. 'helps'/'hurts' above require the mean to move that way and every run but "
+         f"at most {MAX_DISSENT} to move with it (a run that does not move counts against); "
+         "anything else is 'mixed'."),
         ("AUC is measured on ground-truth boxes, and the online adapter is fed those boxes in "
          "frame order; in the tracker it sees the detections that pass min_score_quantile "
          "instead. AUC compares pairs at most "

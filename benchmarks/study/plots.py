@@ -34,6 +34,8 @@ def _auc(res: dict[str, Any], plt):
                              squeeze=False, sharey=True,
                              gridspec_kw={"width_ratios": [max(s, 1) for s in sizes]})
     width = 0.8 / len(ads)
+    lowest = min(v[a]["all"]["auc"] for b in backbones
+                 for v in res["identity_separation"][b["name"]]["modes"].values() for a in ads)
     for ax, b in zip(axes[0], backbones):
         modes = res["identity_separation"][b["name"]]["modes"]
         x = np.arange(len(modes))
@@ -42,8 +44,7 @@ def _auc(res: dict[str, Any], plt):
                    [v[a]["all"]["auc"] for v in modes.values()], width, label=f"adaptation {a}")
         ax.set_xticks(x, list(modes), rotation=60, ha="right", fontsize=8)
         ax.set_title(b["label"], fontsize=9)
-        lo = min(v[a]["all"]["auc"] for v in modes.values() for a in ads)
-        ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+        ax.set_ylim(max(0.0, lowest - 0.05), 1.0)  # one scale: the axes are shared
     axes[0][0].set_ylabel("ROC AUC, ground-truth pairs")
     axes[0][0].legend(fontsize=8)
     return fig

@@ -50,18 +50,27 @@ def _setup(res: dict[str, Any]) -> list[str]:
              f"threads; numpy's OpenBLAS threads: {mc['openblas_threads']}), shared with other "
              f"jobs; Python {mc['python']}, torch {mc['torch']}, numpy {mc['numpy']}, "
              f"deeptrack {mc['deeptrack']} at commit {mc.get('deeptrack_commit', 'unknown')}")
+    extraction = [sec for v in res["extraction_seconds"].values() for sec in v.values()]
     L.append(f"- total run time: {res['elapsed_seconds'] / 60:.1f} min "
              f"({res['elapsed_seconds']:.0f} s), of which RoI map extraction: "
              + ", ".join(f"{seq} {what} {sec:.0f} s" for seq, v in
-                         res["extraction_seconds"].items() for what, sec in v.items()))
+                         res["extraction_seconds"].items() for what, sec in v.items())
+             + (" (every map came from the feature cache, filled beforehand by the same "
+                "extraction calls; a cold cache adds one backbone pass per frame and layer, "
+                "and for crops one network pass per box)"
+                if extraction and max(extraction) < 10 else ""))
     dets = "; ".join(f"{seq}: " + ", ".join(d if c is None else f"{d} >= {c}"
                                             for d, c in v.items())
                      for seq, v in st["det_sets"].items())
     L.append(f"- detections: {dets} (no minimum confidence, as in the presets; their "
              "min_score_quantile drops the weakest boxes per sequence)")
+    priors = sorted({lc.get("adaptation_prior") for lc in st["lifecycles"].values()},
+                    key=str)
     L.append("- association: the fused preset of each backbone, unchanged but for "
              "`adaptation` (no threshold tuned: the appearance evidence is calibrated online); "
-             "motion only runs each distinct lifecycle once")
+             "motion only runs each distinct lifecycle once; the adapter's safeguard "
+             f"(adaptation_prior) {', '.join(map(str, priors))} vectors, in tracking and AUC "
+             "alike")
     L.append(f"- identity separation: cosine distances of ground-truth boxes (flag != 0) at most "
              f"{st['pair_window_frames']} frames apart, at most {st['max_pairs_per_side']} pairs "
              f"per side and sequence (seed {st['pair_seed']}); AUC = P(same-identity distance < "

@@ -105,18 +105,23 @@ class Study:
                    lifecycle)
             if key not in self.records:
                 data = seq.runs[det_file]
-                tracker = dataclasses.replace(preset.tracker, adaptation=adaptation)
-                if mode.appearance:
-                    cfg = RunConfig(tracker=tracker, head=mode.head(), use_appearance=True)
-                    run = run_sequence(data, cfg, features=seq.maps[arm.layer(mode)][det_file])
-                else:
-                    run = run_sequence(data, RunConfig(tracker=tracker, use_appearance=False))
+                cfg = run_config(preset, mode, adaptation)
+                run = run_sequence(data, cfg, features=seq.maps[arm.layer(mode)][det_file]
+                                   if mode.appearance else None)
                 metrics = evaluate_sequence(data.gt, run.results, name=seq.name, path=data.path)
                 self.records[key] = RunRecord(seq.name, det_file, key[2], mode.name, adaptation,
                                               lifecycle, metrics, int(run.embedding_dim),
                                               run.ms_per_frame, run.frames)
             out.append(self.records[key])
         return out
+
+
+def run_config(preset: RunConfig, mode: Mode, adaptation: str) -> RunConfig:
+    """``preset``'s tracker with ``adaptation``, pooling by ``mode`` (maps come from the study)."""
+    tracker = dataclasses.replace(preset.tracker, adaptation=adaptation)
+    if not mode.appearance:
+        return RunConfig(tracker=tracker, use_appearance=False)
+    return RunConfig(tracker=tracker, head=mode.head(), use_appearance=True)
 
 
 def resolve_backbones(args: argparse.Namespace) -> list[Backbone]:
@@ -222,7 +227,7 @@ def run_backbone(study: Study, arm: Arm) -> None:
         del embedder
     log(f"{arm.backbone.label}: identity separation (ROC AUC) on ground-truth boxes")
     auc = identity_auc(study.sequences, arm.modes, study.adaptations, args.pair_window,
-                       args.pairs, PAIR_SEED, arm.layer)
+                       args.pairs, PAIR_SEED, arm.layer, arm.preset.tracker.adaptation_prior)
     study.auc[arm.backbone.name] = auc
     top = rank_by_auc(auc, study.adaptations)[:args.top]
     own = arm.preset_mode

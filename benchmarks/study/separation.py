@@ -95,29 +95,32 @@ def frame_vectors(frame_maps: Sequence[NDArray[np.floating]], mode: Mode) -> lis
 
 
 def adapted_vectors(frames: list[NDArray[np.float32]], ids: list[NDArray[np.int64]],
-                    adaptation: str) -> NDArray[np.float32]:
+                    adaptation: str, prior: float | None = None) -> NDArray[np.float32]:
     """The vectors as the tracker's online adapter turns them, frame by frame; rows in order.
 
     ``benchmarks/adaptation_auc.py``'s causal pass (this frame and earlier ones
     only); with ``centre_scale`` the ground-truth identities stand in for the
-    tracker's tracks.
+    tracker's tracks. ``prior``: the adapter's safeguard
+    (``TrackerConfig.adaptation_prior``); None for the adapter's default.
     """
     from adaptation_auc import adapted
 
     if not any(len(v) for v in frames):
         return np.zeros((0, frames[0].shape[1] if frames else 1), np.float32)
-    return adapted(frames, ids, adaptation)
+    return adapted(frames, ids, adaptation, prior=prior)
 
 
 def identity_auc(sequences: list[StudySequence], modes: Sequence[Mode],
                  adaptations: Sequence[str], window: int, n_pairs: int,
-                 seed: int, layer_of: Callable[[Mode], str]) -> dict[str, Any]:
+                 seed: int, layer_of: Callable[[Mode], str],
+                 prior: float | None = None) -> dict[str, Any]:
     """AUC of same- vs different-identity cosine distances on ground-truth boxes.
 
     Args:
         sequences: with ``maps[layer]["gt"]`` filled for every mode's layer.
         modes: appearance modes; each pools the maps of ``layer_of(mode)``.
         adaptations: ``TrackerConfig.adaptation`` values, each applied causally.
+        prior: the adapter's safeguard, as the tracker's ``adaptation_prior``.
         window, n_pairs, seed: the pairs (:func:`sample_pairs`).
 
     Returns:
@@ -138,7 +141,7 @@ def identity_auc(sequences: list[StudySequence], modes: Sequence[Mode],
             frames = frame_vectors(seq.maps[layer_of(mode)]["gt"], mode)
             pos, neg = pairs[seq.name]
             for a in adaptations:
-                v = adapted_vectors(frames, ids[seq.name], a)
+                v = adapted_vectors(frames, ids[seq.name], a, prior)
                 dp, dn = pair_distances(v, pos), pair_distances(v, neg)
                 dist[a][0].append(dp)
                 dist[a][1].append(dn)
