@@ -51,17 +51,20 @@ def _auc(res: dict[str, Any], plt):
 
 
 def _tracking(res: dict[str, Any], plt):
-    """Mean IDF1 per tracked row with the min-max over runs."""
+    """Mean IDF1 per tracked row (bar) and each run's IDF1 (one marker per run)."""
     rows = res["tracking"]
     labels = [("motion only\n" + r["lifecycle"]) if r["backbone"] == "-"
               else f"{r['label']}\n{r['mode']} / {r['adaptation']}" for r in rows]
-    mean = np.array([100 * r["idf1"]["mean"] for r in rows])
-    err = np.array([[100 * (r["idf1"]["mean"] - r["idf1"]["min"]) for r in rows],
-                    [100 * (r["idf1"]["max"] - r["idf1"]["mean"]) for r in rows]])
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    runs = list(dict.fromkeys(k for r in rows for k in r["runs"]))
+    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(rows) + 1.6))
     y = np.arange(len(rows))
-    ax.barh(y, mean, xerr=err, color=["0.6" if r["backbone"] == "-" else "C0" for r in rows])
+    ax.barh(y, [100 * r["idf1"]["mean"] for r in rows], color=["0.75" if r["backbone"] == "-"
+                                                               else "#9ecae1" for r in rows])
+    for k, (run, marker) in enumerate(zip(runs, "osD^v<>p*h")):
+        ax.scatter([100 * r["runs"][run]["idf1"] if run in r["runs"] else np.nan for r in rows],
+                   y, marker=marker, s=18, color=f"C{k}", label=run, zorder=3)
     ax.set_yticks(y, labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("IDF1 (%): mean over runs, bar = min-max")
+    ax.set_xlabel("IDF1 (%): bar = mean over runs, markers = each run")
+    ax.legend(fontsize=7, loc="lower right")
     return fig
