@@ -15,6 +15,8 @@ at most ``--pair-window`` frames apart, ROC AUC; ``benchmarks/study``):
   tracker: frame by frame in order, causal. The tracker learns the
   within-track spread from its own tracks; with no tracker here, the
   consecutive boxes of each ground-truth identity stand in for them;
+- ``whiten``: centred, then whitened by the within-track covariance learnt
+  from the same steps (WCCN, ``OnlineAdapter``'s ``whiten``);
 - ``centre`` at the safeguard's neighbouring priors (0 and 100 vectors, the
   default being 30), and centring on the whole sequence's mean: not causal,
   the bound that online centring approaches.
@@ -52,7 +54,7 @@ from deeptrack.appearance.pooling import l2_normalize
 from deeptrack.config import AppearanceConfig, HeadConfig, default_cache_dir
 from deeptrack.io.mot import write_atomic
 
-MODES = ("none", "centre", "centre_scale")
+MODES = ("none", "centre", "centre_scale", "whiten")
 #: centre at other priors than the default, and the non-causal whole-sequence mean
 EXTRA = ("centre prior 0", "centre prior 100", "whole-sequence mean")
 CONCAT = "MobileNetV2 stride16 + stride32"
@@ -84,7 +86,7 @@ def adapted(frame_vectors: list[np.ndarray], frame_ids: list[np.ndarray],
         if len(v) == 0:
             continue
         rows.append(adapter(v))
-        if mode == "centre_scale":
+        if mode in ("centre_scale", "whiten"):
             seen = [(last[i], v[k]) for k, i in enumerate(ids.tolist()) if i in last]
             if seen:
                 adapter.observe(np.stack([a for a, _ in seen]), np.stack([b for _, b in seen]))
@@ -166,16 +168,17 @@ def main(argv: list[str] | None = None) -> int:
              ("ROC AUC of same- vs different-identity cosine distances on ground-truth boxes "
               f"(pairs at most {args.pair_window} frames apart). Columns: each sequence and "
               "all pairs together, for the vectors as given / centred online / centred and "
-              "scaled."),
+              "scaled / centred and whitened by the within-track covariance."),
              "", ("| vectors | " + " | ".join(names) + " | all pairs | mean gain (centre) "
-                  "| mean gain (centre_scale) |"), "|---|" + "---|" * (len(names) + 3)]
+                  "| mean gain (centre_scale) | mean gain (whiten) |"),
+             "|---|" + "---|" * (len(names) + 4)]
     for name, t in table.items():
         cells = [" / ".join(f"{t[f'{s} {m}']['auc']:.3f}" for m in MODES) for s in names]
         cells.append(" / ".join(f"{t[f'all {m}']['auc']:.3f}" for m in MODES))
         gains = [np.mean([t[f"{s} {m}"]["auc"] - t[f"{s} none"]["auc"] for s in names])
                  for m in MODES[1:]]
         lines.append(f"| {name} | " + " | ".join(cells) +
-                     f" | {gains[0]:+.3f} | {gains[1]:+.3f} |")
+                     " | " + " | ".join(f"{g:+.3f}" for g in gains) + " |")
     lines += ["", ("Centring's safeguard and its bound: mean gain over the sequences of `centre` "
                    "at the default prior (30 vectors) and its neighbours 0 and 100, and of "
                    "centring on the whole sequence's mean (uses later frames: not causal, not "

@@ -75,13 +75,15 @@ class AdaptationMode(str, Enum):
 
     ``none``: vectors as given. ``centre``: minus the running mean of the
     sequence's vectors. ``centre_scale``: also each dimension weighted by its
-    across-object over within-track spread (see
-    :mod:`deeptrack.appearance.adapt`).
+    across-object over within-track spread. ``whiten``: centred, then
+    whitened by the within-track covariance learnt from the tracks as they
+    form (see :mod:`deeptrack.appearance.adapt`).
     """
 
     NONE = "none"
     CENTRE = "centre"
     CENTRE_SCALE = "centre_scale"
+    WHITEN = "whiten"
 
 
 class AppearanceEvidence(str, Enum):

@@ -333,7 +333,8 @@ class Tracker:
         self._update_matched(ti, di, frame, index)
         doomed = self._doomed()
         born, new_slots = self._birth(ti, di, frame, index)
-        if raw is not None and self.config.adaptation is AdaptationMode.CENTRE_SCALE:
+        if raw is not None and self.config.adaptation in (AdaptationMode.CENTRE_SCALE,
+                                                          AdaptationMode.WHITEN):
             self._observe_steps(ti, di, born, new_slots, raw)
         self._delete(doomed)
         self._gallery.trim()  # storage follows the recent number of live tracks
