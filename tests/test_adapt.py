@@ -46,6 +46,69 @@ def test_adaptation_is_causal():
             np.testing.assert_array_equal(x, y)
 
 
+def _steps(cov_diag, n, rng):
+    """(before, after) pairs whose half squared difference has expectation ``cov_diag``."""
+    d = rng.normal(size=(n, len(cov_diag))) * np.sqrt(2 * np.asarray(cov_diag))
+    before = rng.normal(size=(n, len(cov_diag)))
+    return before.astype(np.float32), (before + d).astype(np.float32)
+
+
+def test_whiten_by_hand_in_two_dimensions():
+    # Within-track steps of covariance diag(9, 1), no cross term. After many steps,
+    # shrinkage 0.1 towards level 5 (the mean variance): diag(0.9 * 9 + 0.5, 0.9 + 0.5)
+    # = diag(8.6, 1.4); the whitener is diag(sqrt(5 / 8.6), sqrt(5 / 1.4)).
+    rng = np.random.default_rng(1)
+    a = OnlineAdapter("whiten", prior=0, min_steps=10)
+    a(np.array([[0.0, 0.0]], np.float32))  # mean (0, 0) from here on
+    a.observe(*_steps([9.0, 1.0], 200_000, rng))
+    out = a(np.array([[0.0, 0.0]], np.float32) + np.array([[1.0, 1.0]], np.float32))
+    w = a._whitener
+    np.testing.assert_allclose(np.diag(w), [np.sqrt(5 / 8.6), np.sqrt(5 / 1.4)], rtol=0.01)
+    assert abs(w[0, 1]) < 0.01 * w[0, 0]
+    # (1, 1) minus the mean (1/2, 1/2) of the two vectors seen, whitened, normalised.
+    v = 0.5 * np.array([np.sqrt(5 / 8.6), np.sqrt(5 / 1.4)])
+    np.testing.assert_allclose(out[0], v / np.linalg.norm(v), rtol=0.01)
+
+
+def test_whiten_is_centre_until_min_steps_then_refits_at_a_quarter_more():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    w, c = OnlineAdapter("whiten", min_steps=40), OnlineAdapter("centre")
+    w.observe(*_steps(np.ones(6), 39, rng))
+    np.testing.assert_allclose(w(x), c(x), atol=1e-6)  # 39 < 40 steps: no whitening yet
+    assert w._whitener is None
+    w.observe(*_steps(np.arange(1, 7), 1, rng))
+    w(x)
+    first = w._whitener.copy()
+    w.observe(*_steps(np.arange(1, 7), 9, rng))  # 49 < 1.25 * 40 = 50: kept
+    w(x)
+    np.testing.assert_array_equal(w._whitener, first)
+    w.observe(*_steps(np.arange(1, 7) ** 2, 1, rng))  # 50: refit
+    w(x)
+    assert not np.array_equal(w._whitener, first)
+    np.testing.assert_allclose(w._whitener, w._whitener.T, atol=1e-12)  # symmetric: no rotation
+
+
+def test_whiten_is_causal_and_refuses_huge_vectors():
+    rng = np.random.default_rng(3)
+    frames = [rng.normal(size=(4, 8)).astype(np.float32) for _ in range(30)]
+    steps = [_steps(np.arange(1, 9), 5, rng) for _ in range(30)]
+
+    def run(n):
+        a = OnlineAdapter("whiten", min_steps=10)
+        outs = []
+        for f, st in zip(frames[:n], steps[:n]):
+            outs.append(a(f))
+            a.observe(*st)
+        return outs
+
+    for x, y in zip(run(15), run(30)[:15]):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(InputError, match="whiten.*4097"):
+        OnlineAdapter("whiten")(np.ones((1, 4097), np.float32))
+    OnlineAdapter("centre")(np.ones((1, 4097), np.float32))  # only whiten keeps a DxD matrix
+
+
 def test_scale_weights_favour_dimensions_that_differ_across_objects():
     a = OnlineAdapter("centre_scale", prior=0, max_weight=100)
     # Two objects apart along dim 0; each jitters along dim 1 only.
@@ -87,7 +150,7 @@ def test_tracker_uses_the_configured_prior():
     assert Tracker(TrackerConfig(adaptation="centre"))._adapter.prior == 30.0
 
 
-@pytest.mark.parametrize("mode", ["centre", "centre_scale"])
+@pytest.mark.parametrize("mode", ["centre", "centre_scale", "whiten"])
 def test_tracker_adapts_and_a_failed_update_changes_nothing(mode):
     scene = make_scene(6, 60, seed=1, embedding_dim=16, p_miss=0.05)
     tr = Tracker(TrackerConfig(association="fused", adaptation=mode))
@@ -104,5 +167,7 @@ def test_tracker_adapts_and_a_failed_update_changes_nothing(mode):
         out = tr.update(f.boxes, f.scores, f.embeddings)
     assert tr._adapter.count == sum(len(f.boxes) for f in scene.frames)
     assert len(out) >= 5
-    if mode == "centre_scale":
+    if mode != "centre":
         assert tr._adapter._m > 0  # within-track steps reached the adapter
+    if mode == "whiten":
+        assert tr._adapter._whitener is not None  # 60 frames of 6 tracks: past min_steps
