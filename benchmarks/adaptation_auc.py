@@ -94,6 +94,32 @@ def adapted(frame_vectors: list[np.ndarray], frame_ids: list[np.ndarray],
     return np.concatenate(rows)
 
 
+def adapter_cost(frames: int = 500, n: int = 10, dims: tuple[int, ...] = (128, 512, 1280),
+                 seed: int = 0) -> dict[str, dict[str, list[float]]]:
+    """Per-frame ms of :class:`OnlineAdapter` with N vectors and N within-track steps a frame:
+    [mean, median, slowest frame] per mode and dimension, refits included; one BLAS thread."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, list[float]]] = {}
+    with threadpool_limits(1):
+        for dim in dims:
+            x = [l2_normalize(rng.normal(size=(n, dim)).astype(np.float32)) for _ in range(frames)]
+            out[str(dim)] = {}
+            for mode in MODES[1:]:
+                adapter = OnlineAdapter(mode)
+                t = []
+                for i in range(frames):
+                    start = time.perf_counter()
+                    adapter(x[i])
+                    if i:
+                        adapter.observe(x[i - 1], x[i])
+                    t.append(1000 * (time.perf_counter() - start))
+                out[str(dim)][mode] = [round(float(np.mean(t)), 3), round(float(np.median(t)), 3),
+                                       round(max(t), 1)]
+    return out
+
+
 def score(per_seq: dict[str, tuple]) -> dict[str, dict[str, float]]:
     """AUC per sequence and over all pairs, for every mode and the extra rows."""
     out: dict[str, dict[str, float]] = {}
@@ -190,10 +216,20 @@ def main(argv: list[str] | None = None) -> int:
                 for m in ("centre", *EXTRA)}
         lines.append(f"| {name} | {gain['centre prior 0']:+.3f} | {gain['centre']:+.3f} | "
                      f"{gain['centre prior 100']:+.3f} | {gain['whole-sequence mean']:+.3f} |")
+    cost = adapter_cost()
+    lines += ["", ("Cost of the adapter per frame in ms (mean / median / slowest frame over 500 "
+                   "frames of 10 vectors and 10 within-track steps each, about the shared "
+                   "sequences' rate; `whiten`'s slowest frames are its refits, an O(D^3) "
+                   "eigendecomposition about 20 times a sequence; one BLAS thread):"), "",
+              "| dimension | " + " | ".join(MODES[1:]) + " |", "|---|" + "---|" * len(MODES[1:])]
+    for dim, row in cost.items():
+        lines.append(f"| {dim} | " + " | ".join(" / ".join(f"{v:g}" for v in row[m])
+                                                for m in MODES[1:]) + " |")
     md = "\n".join(lines) + "\n"
     out = Path(args.out)
     write_atomic(out / "adaptation_auc.json", json.dumps(
-        {"command": command, "cpu": cpu_model(), "table": table}, indent=2))
+        {"command": command, "cpu": cpu_model(), "table": table, "adapter_ms_per_frame": cost},
+        indent=2))
     write_atomic(out / "adaptation_auc.md", md)
     print(md)
     return 0
