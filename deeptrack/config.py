@@ -101,15 +101,17 @@ class TrackerConfig:
             seen last frame first, then all the others at once; ``0`` runs
             the full cascade (one level per number of misses).
         adaptation: online, causal adaptation of the appearance vectors to the
-            sequence (``none``, ``centre``, ``centre_scale``; see
+            sequence (``none``, ``centre``, ``centre_scale``, ``whiten``; see
             :mod:`deeptrack.appearance.adapt`). It changes cosine distances
             (centring roughly triples them), so pair it with the ``fused``
             association's calibrated evidence rather than a fixed threshold.
+            On the shared runs it raised identity AUC but not IDF1
+            (benchmarks/results/adaptation_tracking.md), so presets leave it off.
         adaptation_prior: the adaptation's safeguard, in vectors: the running
             mean enters with weight ``n / (n + prior)`` after ``n`` vectors
-            (and the ``centre_scale`` weights are shrunk likewise). 30 was the
-            best of 0 / 30 / 100 / 300 in identity AUC on the shared sequences
-            (benchmarks/results/adaptation_auc.md).
+            (and the ``centre_scale`` weights are shrunk likewise). 30 was
+            level with or above 0 and 100 in identity AUC on the shared
+            sequences (benchmarks/results/adaptation_auc.md).
         low_score_stage: ``fused`` only: detections ranking below
             ``min_score_quantile`` are kept for a second stage (ByteTrack)
             that extends tracks seen last frame but never starts one.
