@@ -150,6 +150,15 @@ def test_tracker_uses_the_configured_prior():
     assert Tracker(TrackerConfig(adaptation="centre"))._adapter.prior == 30.0
 
 
+def test_tracker_refuses_whitening_huge_vectors_before_touching_its_state():
+    tr = Tracker(TrackerConfig(association="fused", adaptation="whiten"))
+    boxes = np.array([[0.0, 0.0, 10.0, 20.0]])
+    with pytest.raises(InputError, match="whiten.*4097"):
+        tr.update(boxes, np.ones(1), np.ones((1, 4097), np.float32))
+    assert tr.frame_count == 0 and tr._adapter.count == 0
+    tr.update(boxes, np.ones(1), np.ones((1, 64), np.float32))  # a usable dimension still works
+
+
 @pytest.mark.parametrize("mode", ["centre", "centre_scale", "whiten"])
 def test_tracker_adapts_and_a_failed_update_changes_nothing(mode):
     scene = make_scene(6, 60, seed=1, embedding_dim=16, p_miss=0.05)
