@@ -117,8 +117,9 @@ class Runtime(str, Enum):
 
     ``torch`` is eager PyTorch (channels-last on the CPU). ``onnxruntime``
     exports the trunk to ONNX once, in memory, and runs it in an ONNX Runtime
-    CPU session: 2.3x faster than channels-last torch for MobileNetV2 at
-    960x540 on this project's 2-core machine (benchmarks/results/bench_roi_fps.md);
+    CPU session: 2.1x (2 threads) to 2.7x (1 thread) the frames/s of
+    channels-last torch for MobileNetV2 at 960x540 on this project's 2-core
+    machine (benchmarks/results/bench_roi_fps.md);
     RoIAlign, pooling and any per-RoI head stay in torch.
     """
 

@@ -54,10 +54,18 @@ from deeptrack.appearance.pooling import l2_normalize
 from deeptrack.errors import InputError
 from deeptrack.types import AdaptationMode
 
-__all__ = ["WHITEN_MAX_DIM", "OnlineAdapter"]
+__all__ = ["WHITEN_MAX_DIM", "OnlineAdapter", "check_dimension"]
 
 #: largest vector dimension ``whiten`` accepts (its DxD float64 matrices: 134 MB at 4096)
 WHITEN_MAX_DIM = 4096
+
+
+def check_dimension(mode: AdaptationMode, dim: int) -> None:
+    """Raise an ``InputError`` if ``mode`` cannot adapt vectors of dimension ``dim``."""
+    if mode is AdaptationMode.WHITEN and dim > WHITEN_MAX_DIM:
+        raise InputError(f"adaptation 'whiten' keeps a DxD matrix: vectors of dimension {dim} "
+                         f"exceed its {WHITEN_MAX_DIM}; use 'centre', a global pooling mode or "
+                         f"head.reduce_dim")
 
 
 class OnlineAdapter:
@@ -104,10 +112,7 @@ class OnlineAdapter:
             return features
         x = np.asarray(features, np.float64)
         if self._sum is None:
-            if self.mode is AdaptationMode.WHITEN and x.shape[1] > WHITEN_MAX_DIM:
-                raise InputError(f"adaptation 'whiten' keeps a DxD matrix: vectors of dimension "
-                                 f"{x.shape[1]} exceed its {WHITEN_MAX_DIM}; use 'centre', a "
-                                 f"global pooling mode or head.reduce_dim")
+            check_dimension(self.mode, x.shape[1])
             self._sum = np.zeros(x.shape[1])
             self._sq = np.zeros(x.shape[1])
         self._n += len(x)

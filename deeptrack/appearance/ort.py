@@ -7,8 +7,9 @@ Only the trunk moves: resizing, normalisation, RoIAlign, pooling and any
 per-RoI head stay in torch, so the two runtimes differ only by the trunk's
 float rounding (~1e-5 relative on MobileNetV2's maps).
 
-On this project's 2-core CPU the MobileNetV2 trunk at 960x540 ran 2.3x faster
-in ONNX Runtime than in channels-last torch (benchmarks/bench_roi_fps.py).
+On this project's 2-core CPU, MobileNetV2 RoI features at 960x540 ran at 2.1x
+(2 threads) to 2.7x (1 thread) the frames/s of channels-last torch
+(benchmarks/results/bench_roi_fps.md).
 """
 
 from __future__ import annotations

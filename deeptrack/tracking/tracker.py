@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from deeptrack.appearance.adapt import WHITEN_MAX_DIM, OnlineAdapter
+from deeptrack.appearance.adapt import OnlineAdapter, check_dimension
 from deeptrack.appearance.extract import Embedder
 from deeptrack.appearance.head import EmbeddingHead
 from deeptrack.appearance.pooling import l2_normalize
@@ -310,12 +310,8 @@ class Tracker:
                 "appearance is given on this frame but was missing on earlier frames; "
                 "call reset() to start a new sequence"
             )
-        if has and self.config.adaptation is AdaptationMode.WHITEN \
-                and features.shape[1] > WHITEN_MAX_DIM:
-            raise InputError(
-                f"adaptation 'whiten' keeps a DxD matrix: vectors of dimension "
-                f"{features.shape[1]} exceed its {WHITEN_MAX_DIM}; use 'centre', a global "
-                f"pooling mode or head.reduce_dim")
+        if has:
+            check_dimension(self.config.adaptation, features.shape[1])
         if has and self._gallery.dim is not None and features.shape[1] != self._gallery.dim:
             raise InputError(
                 f"embedding dimension changed within the sequence: {features.shape[1]} now, "
