@@ -120,11 +120,24 @@ def adapter_cost(frames: int = 500, n: int = 10, dims: tuple[int, ...] = (128, 5
     return out
 
 
+#: frame-gap bands of the lag table: where motion alone decides, and where a lost track is re-found
+LAG_BANDS = ((1, 10), (30, 150))
+
+
+def lag_bands(seq, n_max: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(same, different) ground-truth pairs per :data:`LAG_BANDS` band, from one sample of
+    pairs at most the last band's end apart (seed 1)."""
+    pos, neg = sample_pairs(seq.gt_frames, seq.gt_ids, LAG_BANDS[-1][1], 2 * n_max, 1)
+    gap = [np.abs(seq.gt_frames[p[:, 1]] - seq.gt_frames[p[:, 0]]) for p in (pos, neg)]
+    return {f"{lo}-{hi}": (pos[(gap[0] >= lo) & (gap[0] <= hi)], neg[(gap[1] >= lo) & (gap[1] <= hi)])
+            for lo, hi in LAG_BANDS}
+
+
 def score(per_seq: dict[str, tuple]) -> dict[str, dict[str, float]]:
     """AUC per sequence and over all pairs, for every mode and the extra rows."""
     out: dict[str, dict[str, float]] = {}
     pooled: dict[str, tuple[list, list]] = {m: ([], []) for m in MODES + EXTRA}
-    for seq_name, (vectors, ids, pos, neg) in per_seq.items():
+    for seq_name, (vectors, ids, pos, neg, bands) in per_seq.items():
         for mode in MODES + EXTRA:
             if mode == "whole-sequence mean":
                 flat = np.concatenate([v for v in vectors if len(v)])
@@ -135,6 +148,10 @@ def score(per_seq: dict[str, tuple]) -> dict[str, dict[str, float]]:
                 v = adapted(vectors, ids, mode)
             dp, dn = pair_distances(v, pos), pair_distances(v, neg)
             out[f"{seq_name} {mode}"] = {"auc": round(roc_auc(dp, dn), 4)}
+            for band, (bp, bn) in bands.items():
+                out[f"{seq_name} {mode} lag {band}"] = {
+                    "auc": round(roc_auc(pair_distances(v, bp), pair_distances(v, bn)), 4),
+                    "pairs": [len(bp), len(bn)]}
             pooled[mode][0].append(dp)
             pooled[mode][1].append(dn)
     for mode, (dp, dn) in pooled.items():
@@ -172,17 +189,17 @@ def main(argv: list[str] | None = None) -> int:
             vectors = [head(m) if len(m) else np.zeros((0, 1), np.float32) for m in maps]
             ids = [seq.gt_ids[starts[i]:starts[i + 1]] for i in range(len(maps))]
             pairs = sample_pairs(seq.gt_frames, seq.gt_ids, args.pair_window, args.pairs, 0)
-            kept[name][seq.name] = (vectors, ids, *pairs)
+            kept[name][seq.name] = (vectors, ids, *pairs, lag_bands(seq, args.pairs))
             seq.maps.clear()
         table[name] = score(kept[name])
         print(name, {k: v["auc"] for k, v in table[name].items()}, file=sys.stderr, flush=True)
         if name == "MobileNetV2 stride16":  # both layers are in: their concatenation
             both = {}
-            for seq_name, (v16, ids, pos, neg) in kept[name].items():
+            for seq_name, (v16, ids, *rest) in kept[name].items():
                 v32 = kept["MobileNetV2 stride32"][seq_name][0]
                 both[seq_name] = ([np.concatenate([a, b], axis=1) * np.float32(np.sqrt(0.5))
                                    if len(a) else a for a, b in zip(v16, v32, strict=True)],
-                                  ids, pos, neg)
+                                  ids, *rest)
             table[CONCAT] = score(both)
         kept = {k: v for k, v in kept.items() if k in ("MobileNetV2 stride32", name)}
     command = "python benchmarks/adaptation_auc.py " + " ".join(
@@ -216,6 +233,18 @@ def main(argv: list[str] | None = None) -> int:
                 for m in ("centre", *EXTRA)}
         lines.append(f"| {name} | {gain['centre prior 0']:+.3f} | {gain['centre']:+.3f} | "
                      f"{gain['centre prior 100']:+.3f} | {gain['whole-sequence mean']:+.3f} |")
+    bands = [f"{lo}-{hi}" for lo, hi in LAG_BANDS]
+    lines += ["", ("By frame gap: AUC of pairs 1-10 frames apart (where motion alone already "
+                   "decides) and 30-150 frames apart (where a lost track is re-found by its "
+                   "looks), from a second sample of ground-truth pairs (seed 1), as given / "
+                   "centred / whitened. Cells: " + ", ".join(names) + "."), "",
+              "| vectors | " + " | ".join(f"lag {b}" for b in bands) + " |",
+              "|---|" + "---|" * len(bands)]
+    for name, t in table.items():
+        cells = [", ".join(" / ".join(f"{t[f'{s} {m} lag {b}']['auc']:.3f}"
+                                      for m in ("none", "centre", "whiten")) for s in names)
+                 for b in bands]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     cost = adapter_cost()
     lines += ["", ("Cost of the adapter per frame in ms (mean / median / slowest frame over 500 "
                    "frames of 10 vectors and 10 within-track steps each, about the shared "
