@@ -235,7 +235,7 @@ def test_findings_rank_statistics_and_verdicts(study):
 
 @pytest.mark.parametrize("argv, message", [
     (["--backbones", "resnet"], "--backbones: resnet unknown"),
-    (["--adaptation", "whiten"], "--adaptation: whiten unknown"),
+    (["--adaptation", "sideways"], "--adaptation: sideways unknown"),
     (["--sequences", "NOPE"], "--sequences: NOPE not in"),
 ])
 def test_bad_axes_are_one_line_and_status_2(study, tmp_path, capsys, argv, message):
