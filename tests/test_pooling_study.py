@@ -236,6 +236,7 @@ def test_findings_rank_statistics_and_verdicts(study):
 @pytest.mark.parametrize("argv, message", [
     (["--backbones", "resnet"], "--backbones: resnet unknown"),
     (["--adaptation", "sideways"], "--adaptation: sideways unknown"),
+    (["--adaptation", "none,whiten"], "--adaptation: whiten is not studied here"),
     (["--sequences", "NOPE"], "--sequences: NOPE not in"),
 ])
 def test_bad_axes_are_one_line_and_status_2(study, tmp_path, capsys, argv, message):

@@ -155,7 +155,13 @@ def resolve_adaptations(text: str) -> list[str]:
     from deeptrack.types import AdaptationMode
 
     names = [s.strip() for s in text.split(",") if s.strip()]
-    allowed = [m.value for m in AdaptationMode]
+    # whiten keeps a DxD matrix and refuses the flatten modes' dimensions (up to 62,720):
+    # every mode would need it; its AUC and tracking are in adaptation_auc.py and
+    # adaptation_tracking.md for the presets' vectors.
+    allowed = [m.value for m in AdaptationMode if m is not AdaptationMode.WHITEN]
+    if AdaptationMode.WHITEN.value in names:
+        raise StudyError("--adaptation: whiten is not studied here (the flatten modes exceed "
+                         "its 4096-dimension cap); benchmarks/adaptation_auc.py measures it")
     bad = [n for n in names if n not in allowed]
     if bad or not names:
         raise StudyError(f"--adaptation: {', '.join(bad) or '(none)'} unknown "
