@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         ("det_frcnn.txt", None)])
     head = EmbeddingHead(HeadConfig(pooling="avg"))
     table: dict[str, dict[str, dict[str, float]]] = {}
-    # per source: per sequence (frame vectors, frame ids, positive pairs, negative pairs)
+    # per source: per sequence (frame vectors, frame ids, positive pairs, negative pairs,
+    # pairs by frame-gap band)
     kept: dict[str, dict[str, tuple]] = {}
     for name, appearance in sources(args.weights, args.osnet_weights).items():
         embedder = RoIEmbedder(appearance)
@@ -211,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
              ("ROC AUC of same- vs different-identity cosine distances on ground-truth boxes "
               f"(pairs at most {args.pair_window} frames apart). Columns: each sequence and "
               "all pairs together, for the vectors as given / centred online / centred and "
-              "scaled / centred and whitened by the within-track covariance."),
+              "scaled / centred and whitened by the within-track covariance. The within-track "
+              "statistics come from each ground-truth identity's consecutive boxes, standing in "
+              "for the tracker's own tracks (which the tracker uses)."),
              "", ("| vectors | " + " | ".join(names) + " | all pairs | mean gain (centre) "
                   "| mean gain (centre_scale) | mean gain (whiten) |"),
              "|---|" + "---|" * (len(names) + 4)]
