@@ -107,6 +107,9 @@ def test_refused_where_it_cannot_run(monkeypatch):
         AppearanceConfig(runtime="tvm")
     with pytest.raises(ConfigError, match="not offered for fasterrcnn"):
         RoIEmbedder(AppearanceConfig(backbone="fasterrcnn_resnet50_fpn", runtime="onnxruntime"))
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
-    with pytest.raises(ConfigError, match="needs the onnxruntime package"):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed: the exporter needs it
+    with pytest.raises(ConfigError, match="needs the onnx package: pip install onnx "):
+        RoIEmbedder(AppearanceConfig(runtime="onnxruntime"))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ConfigError, match="needs the onnx and onnxruntime packages"):
         RoIEmbedder(AppearanceConfig(runtime="onnxruntime"))

@@ -14,6 +14,7 @@ On this project's 2-core CPU, MobileNetV2 RoI features at 960x540 ran at 2.1x
 
 from __future__ import annotations
 
+import importlib
 import io
 import warnings
 from typing import Any
@@ -28,14 +29,21 @@ __all__ = ["OnnxRuntimeTrunk", "require_onnxruntime"]
 
 
 def require_onnxruntime() -> Any:
-    """Return the ``onnxruntime`` module, or raise a ``ConfigError`` saying how to get it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ConfigError("config key 'runtime' = 'onnxruntime' needs the onnxruntime package: "
-                          "pip install onnxruntime (or deeptrack[onnx]); or use runtime: torch"
-                          ) from None
-    return onnxruntime
+    """Return the ``onnxruntime`` module, or raise a ``ConfigError`` saying how to get it.
+
+    torch's exporter needs the ``onnx`` package as well; both are checked here.
+    """
+    missing = []
+    for name in ("onnx", "onnxruntime"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ConfigError(f"config key 'runtime' = 'onnxruntime' needs the {' and '.join(missing)} "
+                          f"package{'s' if len(missing) > 1 else ''}: pip install "
+                          f"{' '.join(missing)} (or deeptrack[onnx]); or use runtime: torch")
+    return module
 
 
 class OnnxRuntimeTrunk(nn.Module):
