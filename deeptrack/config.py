@@ -268,7 +268,7 @@ class AppearanceConfig:
             (benchmarks/results/presets.md). At exactly 0.5x plain bilinear
             gives the same frames as area averaging.
         runtime: what runs the trunk: ``torch`` or ``onnxruntime`` (CPU only;
-            needs the onnxruntime package; see :class:`~deeptrack.types.Runtime`).
+            needs the onnx and onnxruntime packages; see :class:`~deeptrack.types.Runtime`).
             Part of the feature cache key: the two agree to ~1e-5, not bit for bit.
         device: ``cpu`` or ``cuda``/``cuda:N``.
         batch_size: frames per forward.
