@@ -40,9 +40,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch
 from hostinfo import cpu_model
-from PIL import Image
 
 from deeptrack.appearance import EmbeddingHead, RoIEmbedder
+from deeptrack.appearance.frames import load_image
 from deeptrack.config import AppearanceConfig, HeadConfig
 from deeptrack.io.mot import write_atomic
 from deeptrack.io.sequence import load_sequence
@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for det in det_files:
             seq = load_sequence(root / split / name, det)
-            n_det = [len(seq.detections(f)) for f in seq.frames]
-            heights = np.concatenate([seq.detections(f).boxes[:, 3] - seq.detections(f).boxes[:, 1]
-                                      for f in seq.frames])
+            dets = [seq.detections(f) for f in seq.frames]
+            n_det = [len(d) for d in dets]
+            heights = np.concatenate([d.boxes[:, 3] - d.boxes[:, 1] for d in dets])
             per = float(np.mean(n_det))
             bound.append({"run": f"{name}/{det}", "size": f"{seq.width}x{seq.height}",
                           "boxes_per_frame": round(per, 1),
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                      if n_det[int(f) - 1] > 0]
             times: dict[str, list[float]] = {k: [] for k in conf}
             for i, f in enumerate(picks):
-                image = np.asarray(Image.open(seq.image_paths[f - 1]).convert("RGB"))
-                boxes = seq.detections(f).boxes
+                image = load_image(seq.image_paths[f - 1])
+                boxes = dets[f - 1].boxes
                 order = list(conf)[i % len(conf):] + list(conf)[:i % len(conf)]
                 for k in order:
                     emb, head = embedders[k]

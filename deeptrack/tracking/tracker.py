@@ -150,7 +150,7 @@ class Tracker:
         )
         self._association.reset()
         self._adapter = OnlineAdapter(self.config.adaptation, prior=self.config.adaptation_prior)
-        # Each track's last raw vector (by memory slot): within-track steps for centre_scale.
+        # Each track's last raw vector (by memory slot): within-track steps for centre_scale, whiten.
         self._raw_last: dict[int, NDArray[np.float32]] = {}
         self._next_id = 1
         self._frame = 0
