@@ -21,8 +21,9 @@ identities apart. Three adaptations, learnt from the sequence as it runs
   at different times stay comparable. A projection onto discriminant
   directions (LDA, between-scatter from same-frame pairs) was tried first and
   failed for that reason: eigenvectors come back in another basis at each
-  refit, so a track's stored vectors and the new ones no longer compare
-  (identity AUC 0.72 against 0.91 for this whitening on MobileNetV2 stride 16).
+  refit, so a track's stored vectors and the new ones no longer compare (a
+  throwaway probe, not in benchmarks/: its identity AUC fell far below this
+  whitening's).
 
 Safeguards while evidence is scarce: the mean enters with weight
 ``n / (n + prior)`` after ``n`` vectors, and the weights are shrunk towards
@@ -36,8 +37,8 @@ long sequence), so the transform settles as evidence accumulates.
 Vectors already stored in a track's memory keep the transform of the frame
 they were stored on; the transform settles within a few hundred vectors, and
 the association's calibrated evidence (:mod:`deeptrack.association.calibration`)
-is learnt on the same stored vectors (re-mapping every stored vector to the
-current transform at each refit was measured, and changed mean IDF1 by -0.3:
+is learnt on the same stored vectors (a throwaway probe that re-mapped every
+stored vector to the current transform at each refit did not raise IDF1; see
 benchmarks/results/adaptation_tracking.md). Cost per frame: O(N D) for N
 detections of dimension D (a mean update, a subtraction, a scaling);
 ``whiten`` adds O((N + M) D^2) for M within-track steps (a DxD product and
