@@ -269,7 +269,7 @@ class AppearanceConfig:
             gives the same frames as area averaging.
         runtime: what runs the trunk: ``torch`` or ``onnxruntime`` (CPU only;
             needs the onnx and onnxruntime packages; see :class:`~deeptrack.types.Runtime`).
-            Part of the feature cache key: the two agree to ~1e-5, not bit for bit.
+            Part of the feature cache key: the two agree to 1e-4 (tested), not bit for bit.
         device: ``cpu`` or ``cuda``/``cuda:N``.
         batch_size: frames per forward.
         fp16: half precision on CUDA.
