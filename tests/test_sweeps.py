@@ -171,6 +171,23 @@ def test_process_pool_retries_a_killed_worker_and_names_the_task_that_keeps_dyin
     assert sorted(seen) == [1, 2, 3, 4]
 
 
+def test_tasks_in_a_pool_broken_by_another_are_not_charged_for_its_death():
+    # With no retries at all, only the task whose worker dies while it runs alone may
+    # fail: the others in the broken pool are rerun alone and complete (CI once failed
+    # an innocent task that happened to be in flight during two deaths).
+    tasks = [Task("always dies", always_die)] + [Task(f"doubles {i}", double, (i,))
+                                                 for i in range(6)]
+    backend = PoolBackend(workers=2, max_retries=0)
+    try:
+        outcomes = {o.name: o for o in run_tasks(tasks, backend)}
+    finally:
+        backend.close()
+    assert not outcomes["always dies"].ok
+    assert "worker process died" in outcomes["always dies"].error
+    assert all(outcomes[f"doubles {i}"].ok and outcomes[f"doubles {i}"].value == 2 * i
+               for i in range(6))
+
+
 def test_a_bad_sequence_fails_by_name_and_the_rest_completes(scenes):
     spec = appearance_spec([scenes["good"][0], scenes["bad"]], None)
     result = run_sweep(spec)

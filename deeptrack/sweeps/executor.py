@@ -11,8 +11,9 @@ Backends (pick one with :func:`make_backend`):
 
 - :class:`SerialBackend`: in this process, in the given order (the reference).
 - :class:`PoolBackend`: a pool of spawned processes; a worker that dies (killed,
-  out of memory) breaks the pool, which is started again, and the tasks it was
-  running are retried up to ``max_retries`` times before they count as failed.
+  out of memory) breaks the pool, which is started again; the tasks it was
+  running are rerun one at a time, and a task whose worker dies while it runs
+  alone is retried up to ``max_retries`` times before it counts as failed.
 - :class:`RayBackend`: Ray tasks on a local instance or on a cluster
   (``address``). A needed value travels through Ray's object store straight to
   the tasks that need it (zero-copy for numpy arrays on one node), and Ray's
@@ -239,7 +240,9 @@ class PoolBackend:
 
     Args:
         workers: processes; each runs one task at a time on one thread.
-        max_retries: attempts after the first for a task whose worker died.
+        max_retries: attempts after the first for a task whose worker died. A worker
+            death breaks the whole pool; a task that was in it with others is rerun
+            alone first, and only a death while alone counts against it.
     """
 
     workers: int = 2
@@ -264,17 +267,27 @@ class PoolBackend:
         tally = _Tally(tasks, progress)
         position = {t.name: i for i, t in enumerate(tasks)}
         attempts = {t.name: 0 for t in tasks}
+        deaths = {t.name: 0 for t in tasks}  # worker deaths while the task ran alone
         todo = list(tasks)  # not yet submitted, in order
+        # In the pool when it broke with others: the culprit is unknown, so each of these
+        # runs again alone before anything else, and only a death alone counts against it.
+        isolate: list[Task] = []
         running: dict[Any, Task] = {}
 
+        def submit(t: Task) -> None:
+            attempts[t.name] += 1
+            needed = [tally.values[n] for n in t.needs]
+            running[self._start().submit(execute, t.name, t.fn, t.args, needed)] = t
+
         def submit_ready() -> None:
-            pool = self._start()
+            if isolate:
+                if not running:
+                    submit(isolate.pop(0))
+                return
             for t in list(todo):
                 if all(n in tally.outcomes for n in t.needs):
                     todo.remove(t)
-                    attempts[t.name] += 1
-                    needed = [tally.values[n] for n in t.needs]
-                    running[pool.submit(execute, t.name, t.fn, t.args, needed)] = t
+                    submit(t)
 
         submit_ready()
         while running:
@@ -292,20 +305,26 @@ class PoolBackend:
                 tally.record(replace(outcome, attempts=attempts[t.name]), value)
             if broken:
                 # A dead worker breaks the whole pool: every task still in it fails the
-                # same way. Start a new pool and retry them, the culprit included.
+                # same way. Start a new pool; a task alone in it is the culprit and is
+                # retried up to max_retries times, the others are suspects (see isolate).
                 broken += [running.pop(f) for f in list(running)]
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
-                for t in broken:
-                    if attempts[t.name] > self.max_retries:
+                if len(broken) > 1:
+                    logger.warning("tasks %s: a worker process died; rerunning each alone",
+                                   ", ".join(t.name for t in broken))
+                    isolate.extend(sorted(broken, key=lambda t: position[t.name]))
+                else:
+                    (t,) = broken
+                    deaths[t.name] += 1
+                    if deaths[t.name] > self.max_retries:
                         tally.record(Outcome(t.name, False, attempts=attempts[t.name],
                                              error=f"worker process died "
                                                    f"({attempts[t.name]} attempts)"),
                                      Missing(t.name))
                     else:
                         logger.warning("task %s: worker process died; retrying", t.name)
-                        todo.append(t)
-                todo.sort(key=lambda t: position[t.name])
+                        isolate.append(t)
             submit_ready()
         return tally.ordered(tasks)
 
